@@ -26,6 +26,16 @@ internal static class IoFixtures
         return d;
     }
 
+    /// <summary>Same dtype, shape and values (exact).</summary>
+    public static bool Same(Tensor a, Tensor b)
+    {
+        if (a.dtype != b.dtype || !a.shape.SequenceEqual(b.shape)) return false;
+        if (a.numel() == 0) return true;
+        using var eq = a.eq(b);
+        using var all = eq.all();
+        return all.item<bool>();
+    }
+
     /// <summary>Asserts <paramref name="t"/> has exactly the shape and values python wrote in <paramref name="exp"/>.</summary>
     public static void AssertMatches(JsonElement exp, Tensor t, string what)
     {
