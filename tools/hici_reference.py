@@ -192,8 +192,11 @@ def _dense_segment_attention(q, k, v, P, mask_q, mask_kv):
 
 
 def hici_segmented(hidden, mask, q, k, v, k_proj_w, v_proj_w, lc, gi, S, mode, use_memory=True):
-    """hidden [B,T,H]; mask [B,T] bool; q [B,nq,T,d]; k,v [B,nkv,T,d]; k_proj_w/v_proj_w [nkv*d, H].
-    Returns [B, T, nq*d] (attention output before o_proj). T must be a multiple of S."""
+    """hidden [B,T,H]; mask [B,T] bool; q [B,nq,T,d]; k,v [B,nkv,T,d]; k_proj_w/v_proj_w: the host layer's
+    k_proj/v_proj, as weights [nkv*d, H] or as callables. Returns [B, T, nq*d] (attention output before
+    o_proj). T must be a multiple of S."""
+    k_fn = k_proj_w if callable(k_proj_w) else (lambda m: m @ k_proj_w.t())
+    v_fn = v_proj_w if callable(v_proj_w) else (lambda m: m @ v_proj_w.t())
     B, T, H = hidden.shape
     nq, d = q.shape[1], q.shape[3]
     nkv = k.shape[1]
@@ -236,8 +239,8 @@ def hici_segmented(hidden, mask, q, k, v, k_proj_w, v_proj_w, lc, gi, S, mode, u
             mq = mask[b, sl]
             if mem is not None:
                 P = mem.shape[0]
-                km = (mem @ k_proj_w.t()).view(P, nkv, d).transpose(0, 1)     # no RoPE, no k_norm
-                vm = (mem @ v_proj_w.t()).view(P, nkv, d).transpose(0, 1)
+                km = k_fn(mem).view(P, nkv, d).transpose(0, 1)     # no RoPE, no k_norm
+                vm = v_fn(mem).view(P, nkv, d).transpose(0, 1)
                 kk = torch.cat([km, tk], dim=1)
                 vv = torch.cat([vm, tv], dim=1)
                 mkv = torch.cat([torch.full((P,), mem_visible[b][g], dtype=torch.bool), mq])

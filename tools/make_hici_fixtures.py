@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "hici")
 MAX_BYTES = 300 * 1000
 
-_DT = {torch.float32: ("F32", 4), torch.int64: ("I64", 8), torch.int32: ("I32", 4), torch.uint8: ("U8", 1),
+_DT = {torch.float32: ("F32", 4), torch.bfloat16: ("BF16", 2), torch.int64: ("I64", 8), torch.int32: ("I32", 4), torch.uint8: ("U8", 1),
        torch.bool: ("BOOL", 1)}
 
 
@@ -32,7 +32,12 @@ def write_safetensors(path, tensors, metadata=None):
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu()
         code, size = _DT[t.dtype]
-        raw = t.numpy().tobytes() if t.dtype != torch.bool else t.to(torch.uint8).numpy().tobytes()
+        if t.dtype == torch.bool:
+            raw = t.to(torch.uint8).numpy().tobytes()
+        elif t.dtype == torch.bfloat16:
+            raw = t.view(torch.int16).numpy().tobytes()
+        else:
+            raw = t.numpy().tobytes()
         header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)

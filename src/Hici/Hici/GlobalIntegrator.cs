@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace Hici.Hierarchical;
@@ -90,8 +91,8 @@ internal static class GlobalIntegration
 public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalIntegrator
 {
 #pragma warning disable IDE1006
-    private readonly Parameter global_queries;
-    private readonly Parameter expand_scale_param;
+    [ComponentName(Name = "global_queries")] private Parameter _global_queries;
+    [ComponentName(Name = "expand_scale_param")] private Parameter _expand_scale_param;
     private readonly Sequential shared_compressor;
     private readonly Sequential? stat_expand;
     private readonly Linear q_proj;
@@ -108,8 +109,22 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
     public int SharedCompressDim { get; }
     public nn.Module Module => this;
 
-    public Parameter GlobalQueries => global_queries;
-    public Parameter ExpandScaleParam => expand_scale_param;
+    /// <summary>Learned queries [K, D]. Settable so a loader can swap a meta placeholder for data.</summary>
+    public Parameter global_queries
+    {
+        get => _global_queries;
+        set { if (!ReferenceEquals(value, _global_queries)) { _global_queries.Dispose(); _global_queries = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("global_queries", value); } }
+    }
+
+    /// <summary>0-dim; the output scale is softplus of it. Settable for the loader.</summary>
+    public Parameter expand_scale_param
+    {
+        get => _expand_scale_param;
+        set { if (!ReferenceEquals(value, _expand_scale_param)) { _expand_scale_param.Dispose(); _expand_scale_param = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("expand_scale_param", value); } }
+    }
+
+    public Parameter GlobalQueries => _global_queries;
+    public Parameter ExpandScaleParam => _expand_scale_param;
 
     public GlobalIntegratorShared(int hiddenSize, HiciConfig cfg, Tensor? embeddings = null,
         ScalarType dtype = ScalarType.Float32, Device? device = null)
@@ -138,24 +153,27 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
         if (Width % numHeads != 0)
             throw new HiciException($"GlobalIntegratorShared: width {Width} is not divisible by num_heads {numHeads}");
 
+        // Built in the target dtype/device; on the meta device nothing is initialised (a loader fills it).
+        bool meta = device is { type: DeviceType.META };
         // 1. compressors: default Linear init, LayerNorm 1/0.
         shared_compressor = nn.Sequential(
-            ("0", (nn.Module<Tensor, Tensor>)nn.Linear(hiddenSize, sharedCompressDim, hasBias: false)),
-            ("1", nn.LayerNorm(sharedCompressDim, eps: 1e-5)));
+            ("0", (nn.Module<Tensor, Tensor>)nn.Linear(hiddenSize, sharedCompressDim, hasBias: false, device: device, dtype: dtype)),
+            ("1", nn.LayerNorm(sharedCompressDim, eps: 1e-5, device: device, dtype: dtype)));
         stat_expand = sharedCompressDim < compressDim
             ? nn.Sequential(
-                ("0", (nn.Module<Tensor, Tensor>)nn.Linear(sharedCompressDim, Width, hasBias: false)),
-                ("1", nn.LayerNorm(Width, eps: 1e-5)))
+                ("0", (nn.Module<Tensor, Tensor>)nn.Linear(sharedCompressDim, Width, hasBias: false, device: device, dtype: dtype)),
+                ("1", nn.LayerNorm(Width, eps: 1e-5, device: device, dtype: dtype)))
             : null;
         // 2. queries start at zero; 3. q/k/v/o default init (overwritten below).
-        global_queries = nn.Parameter(zeros(globalSlots, Width));
-        q_proj = nn.Linear(Width, Width, hasBias: false);
-        k_proj = nn.Linear(Width, Width, hasBias: false);
-        v_proj = nn.Linear(Width, Width, hasBias: false);
-        o_proj = nn.Linear(Width, Width, hasBias: false);
-        expand = nn.Linear(Width, hiddenSize, hasBias: false);
-        expand_scale_param = nn.Parameter(tensor(GlobalIntegration.InverseSoftplus(outputScaleInit), ScalarType.Float32));
+        _global_queries = NewParam(zeros(globalSlots, Width, dtype, device));
+        q_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        k_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        v_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        o_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        expand = nn.Linear(Width, hiddenSize, hasBias: false, device: device, dtype: dtype);
+        _expand_scale_param = NewParam(tensor(GlobalIntegration.InverseSoftplus(outputScaleInit), dtype, device));
         RegisterComponents();
+        if (meta) return;
         using (no_grad())
         {
             // 4. expand ~ N(0, (0.02/√D)²); 5. inverse softplus (above); 6. queries and q/k/v/o.
@@ -163,19 +181,24 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
             InitQueries(embeddings, useHighNormInit);
             foreach (var p in new[] { q_proj, k_proj, v_proj, o_proj }) nn.init.xavier_uniform_(p.weight!);
         }
-        if (dtype != ScalarType.Float32) this.to(dtype);
-        if (device is not null) this.to(device);
+    }
+
+    internal static Parameter NewParam(Tensor t)
+    {
+        var p = new Parameter(t);
+        p.DetachFromDisposeScope();
+        return p;
     }
 
     private void InitQueries(Tensor? embeddings, bool useHighNorm)
     {
-        if (embeddings is null) { nn.init.xavier_uniform_(global_queries); return; }
+        if (embeddings is null) { nn.init.xavier_uniform_(_global_queries); return; }
         using var scope = NewDisposeScope();
         var idx = useHighNorm
             ? GlobalIntegration.TopNormRows(embeddings, NumGlobalSlots)
             : randperm(embeddings.shape[0], device: embeddings.device).narrow(0, 0, NumGlobalSlots);
-        var rows = embeddings.index_select(0, idx).to(ScalarType.Float32, global_queries.device);
-        global_queries.copy_(Compress(rows));
+        var rows = embeddings.index_select(0, idx).to(_global_queries.dtype, _global_queries.device);
+        _global_queries.copy_(Compress(rows));
     }
 
     private Tensor Compress(Tensor s)
@@ -188,7 +211,7 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
     {
         long bb = stats.shape[0];
         var c = Compress(stats.reshape(bb * GlobalIntegration.NumStats, HiddenSize)).view(bb, GlobalIntegration.NumStats, Width);
-        return GlobalIntegration.Attend(c, global_queries, expand_scale_param, q_proj, k_proj, v_proj, o_proj, expand, NumHeads);
+        return GlobalIntegration.Attend(c, _global_queries, _expand_scale_param, q_proj, k_proj, v_proj, o_proj, expand, NumHeads);
     }
 
     public override Tensor forward(Tensor localSlots) => Forward(localSlots);
@@ -218,8 +241,8 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
 public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegrator
 {
 #pragma warning disable IDE1006
-    private readonly Parameter global_queries;
-    private readonly Parameter expand_scale_param;
+    [ComponentName(Name = "global_queries")] private Parameter _global_queries;
+    [ComponentName(Name = "expand_scale_param")] private Parameter _expand_scale_param;
     private readonly ModuleList<Sequential> stat_compressors;
     private readonly Linear q_proj;
     private readonly Linear k_proj;
@@ -233,6 +256,20 @@ public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegra
     public int Width { get; }
     public int NumHeads { get; }
     public nn.Module Module => this;
+
+    /// <summary>Learned queries [K, D]. Settable so a loader can swap a meta placeholder for data.</summary>
+    public Parameter global_queries
+    {
+        get => _global_queries;
+        set { if (!ReferenceEquals(value, _global_queries)) { _global_queries.Dispose(); _global_queries = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("global_queries", value); } }
+    }
+
+    /// <summary>0-dim; the output scale is softplus of it. Settable for the loader.</summary>
+    public Parameter expand_scale_param
+    {
+        get => _expand_scale_param;
+        set { if (!ReferenceEquals(value, _expand_scale_param)) { _expand_scale_param.Dispose(); _expand_scale_param = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("expand_scale_param", value); } }
+    }
 
     public GlobalIntegrator(int hiddenSize, HiciConfig cfg, Tensor? embeddings = null,
         ScalarType dtype = ScalarType.Float32, Device? device = null)
@@ -252,36 +289,36 @@ public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegra
         NumHeads = numHeads;
         Width = compressDim;
 
+        bool meta = device is { type: DeviceType.META };
         stat_compressors = new ModuleList<Sequential>();
         for (int i = 0; i < GlobalIntegration.NumStats; i++)
             stat_compressors.Add(nn.Sequential(
-                ("0", (nn.Module<Tensor, Tensor>)nn.Linear(hiddenSize, Width, hasBias: false)),
-                ("1", nn.LayerNorm(Width, eps: 1e-5))));
-        global_queries = nn.Parameter(zeros(globalSlots, Width));
-        q_proj = nn.Linear(Width, Width, hasBias: false);
-        k_proj = nn.Linear(Width, Width, hasBias: false);
-        v_proj = nn.Linear(Width, Width, hasBias: false);
-        o_proj = nn.Linear(Width, Width, hasBias: false);
-        expand = nn.Linear(Width, hiddenSize, hasBias: false);
-        expand_scale_param = nn.Parameter(tensor(GlobalIntegration.InverseSoftplus(outputScaleInit), ScalarType.Float32));
+                ("0", (nn.Module<Tensor, Tensor>)nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype)),
+                ("1", nn.LayerNorm(Width, eps: 1e-5, device: device, dtype: dtype))));
+        _global_queries = GlobalIntegratorShared.NewParam(zeros(globalSlots, Width, dtype, device));
+        q_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        k_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        v_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        o_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
+        expand = nn.Linear(Width, hiddenSize, hasBias: false, device: device, dtype: dtype);
+        _expand_scale_param = GlobalIntegratorShared.NewParam(tensor(GlobalIntegration.InverseSoftplus(outputScaleInit), dtype, device));
         RegisterComponents();
+        if (meta) return;
         using (no_grad())
         {
             nn.init.normal_(expand.weight!, 0.0, 0.02 / Math.Sqrt(Width));
-            if (embeddings is null) nn.init.xavier_uniform_(global_queries);
+            if (embeddings is null) nn.init.xavier_uniform_(_global_queries);
             else
             {
                 using var scope = NewDisposeScope();
                 var idx = useHighNormInit
                     ? GlobalIntegration.TopNormRows(embeddings, globalSlots)
                     : randperm(embeddings.shape[0], device: embeddings.device).narrow(0, 0, globalSlots);
-                var rows = embeddings.index_select(0, idx).to(ScalarType.Float32, global_queries.device);
-                global_queries.copy_(stat_compressors[0].forward(rows));
+                var rows = embeddings.index_select(0, idx).to(_global_queries.dtype, _global_queries.device);
+                _global_queries.copy_(stat_compressors[0].forward(rows));
             }
             foreach (var p in new[] { q_proj, k_proj, v_proj, o_proj }) nn.init.xavier_uniform_(p.weight!);
         }
-        if (dtype != ScalarType.Float32) this.to(dtype);
-        if (device is not null) this.to(device);
     }
 
     private Tensor Integrate(Tensor stats)
@@ -289,7 +326,7 @@ public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegra
         var parts = new Tensor[GlobalIntegration.NumStats];
         for (int i = 0; i < parts.Length; i++) parts[i] = stat_compressors[i].forward(stats.select(1, i));
         var c = stack(parts, 1);                                                    // [B', 5, D]
-        return GlobalIntegration.Attend(c, global_queries, expand_scale_param, q_proj, k_proj, v_proj, o_proj, expand, NumHeads);
+        return GlobalIntegration.Attend(c, _global_queries, _expand_scale_param, q_proj, k_proj, v_proj, o_proj, expand, NumHeads);
     }
 
     public override Tensor forward(Tensor localSlots) => Forward(localSlots);

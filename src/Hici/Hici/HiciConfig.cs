@@ -63,6 +63,11 @@ public sealed record HiciConfig
     /// Default false: segments from the ratio/size, and one segment turns HiCI off.
     /// </summary>
     public bool InferenceSingleSegment { get; init; }
+    /// <summary>
+    /// Which HiCI forward the model runs: <see cref="HiciForwardKind.Train"/> (the reference's training
+    /// forward, also used by its HiCI-mode perplexity) or <see cref="HiciForwardKind.Inference"/>.
+    /// </summary>
+    public HiciForwardKind Forward { get; init; } = HiciForwardKind.Train;
 
     /// <summary>Width of the local constructor's attention (β with a bottleneck, else H).</summary>
     public int LocalWidth(int hidden) => UseBottleneck ? BottleneckDim : hidden;
@@ -143,7 +148,7 @@ public sealed record HiciConfig
         "num_local_slots", "global_slots", "num_heads", "use_bottleneck", "bottleneck_dim", "shared_compress_dim",
         "compress_dim", "use_shared_compressor", "use_local_constructor", "use_global_integrator", "segment_ratio",
         "segment_size", "mixed_segment_ratios", "causal_mode", "output_scale_init", "use_high_norm_init",
-        "inference_single_segment",
+        "inference_single_segment", "forward",
     };
 
     public string ToJson()
@@ -167,6 +172,7 @@ public sealed record HiciConfig
             ["output_scale_init"] = OutputScaleInit,
             ["use_high_norm_init"] = UseHighNormInit,
             ["inference_single_segment"] = InferenceSingleSegment,
+            ["forward"] = Forward == HiciForwardKind.Train ? "train" : "inference",
         };
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
@@ -206,9 +212,17 @@ public sealed record HiciConfig
             UseHighNormInit = Bool("use_high_norm_init", c.UseHighNormInit),
             InferenceSingleSegment = Bool("inference_single_segment", c.InferenceSingleSegment),
             MixedSegmentRatios = ParseRatios(o, origin),
+            Forward = o["forward"] is null ? c.Forward : ParseForward(Get<string>(o, "forward", origin), origin),
         };
         return c.Validate(origin);
     }
+
+    public static HiciForwardKind ParseForward(string s, string origin = "hici") => s.Trim().ToLowerInvariant() switch
+    {
+        "train" or "training" => HiciForwardKind.Train,
+        "inference" or "infer" => HiciForwardKind.Inference,
+        _ => throw new HiciException($"{origin}: unknown HiCI forward '{s}'; expected train | inference"),
+    };
 
     private static HiciCausalMode ParseModeAt(JsonObject o, string origin)
     {

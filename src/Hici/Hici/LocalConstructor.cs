@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace Hici.Hierarchical;
@@ -12,7 +13,7 @@ namespace Hici.Hierarchical;
 public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
 {
 #pragma warning disable IDE1006 // names are state-dict keys
-    private readonly Parameter memory_slots;
+    [ComponentName(Name = "memory_slots")] private Parameter _memory_slots;
     private readonly Linear q_proj;
     private readonly Linear k_proj;
     private readonly Linear v_proj;
@@ -26,7 +27,14 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
     public int Width { get; }
     public int HeadDim => Width / NumHeads;
 
-    public Parameter MemorySlots => memory_slots;
+    /// <summary>The learned query slots [M, H]. Settable so a loader can swap a meta placeholder for data.</summary>
+    public Parameter memory_slots
+    {
+        get => _memory_slots;
+        set { if (!ReferenceEquals(value, _memory_slots)) { _memory_slots.Dispose(); _memory_slots = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("memory_slots", value); } }
+    }
+
+    public Parameter MemorySlots => _memory_slots;
     public Linear QProj => q_proj;
     public Linear KProj => k_proj;
     public Linear VProj => v_proj;
@@ -52,17 +60,19 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
         NumHeads = numHeads;
         Width = useBottleneck ? bottleneckDim : hiddenSize;
 
-        using (no_grad())
-        {
-            memory_slots = nn.Parameter(randn(numSlots, hiddenSize, ScalarType.Float32) * (1.0 / Math.Sqrt(hiddenSize)));
-        }
-        q_proj = nn.Linear(hiddenSize, Width, hasBias: false);
-        k_proj = nn.Linear(hiddenSize, Width, hasBias: false);
-        v_proj = nn.Linear(hiddenSize, Width, hasBias: false);
-        o_proj = useBottleneck ? nn.Linear(Width, hiddenSize, hasBias: false) : null;
+        // Built directly in the target dtype/device; on the meta device nothing is initialised (a loader
+        // fills it). Otherwise: slots ~ N(0,1)/√H drawn in fp32, then q, k, v, o (default Linear init), in
+        // the reference's RNG order.
+        bool meta = device is { type: DeviceType.META };
+        _memory_slots = new Parameter(meta
+            ? empty(numSlots, hiddenSize, dtype, device)
+            : (randn(numSlots, hiddenSize, ScalarType.Float32) * (1.0 / Math.Sqrt(hiddenSize))).to(dtype, device ?? CPU));
+        _memory_slots.DetachFromDisposeScope();
+        q_proj = nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype);
+        k_proj = nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype);
+        v_proj = nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype);
+        o_proj = useBottleneck ? nn.Linear(Width, hiddenSize, hasBias: false, device: device, dtype: dtype) : null;
         RegisterComponents();
-        if (dtype != ScalarType.Float32) this.to(dtype);
-        if (device is not null) this.to(device);
     }
 
     /// <summary>
@@ -75,7 +85,7 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
         using var scope = NewDisposeScope();
         long r = x.shape[0], s = x.shape[1];
         int h = NumHeads, dh = HeadDim;
-        var qs = q_proj.forward(memory_slots);                                    // [M, e]
+        var qs = q_proj.forward(_memory_slots);                                    // [M, e]
         var kx = k_proj.forward(x);                                               // [R, S, e]
         var vx = v_proj.forward(x);
         var qh = qs.view(1, NumSlots, h, dh).transpose(1, 2);                     // [1, h, M, dh]

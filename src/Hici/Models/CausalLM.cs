@@ -54,7 +54,10 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         catch { m.Dispose(); throw; }
     }
 
-    public void LoadWeights(IWeightSource weights) => WeightLoader.Load(this, weights);
+    /// <summary>Loads every weight; HiCI legacy key prefixes are read as current ones and HiCI shapes are
+    /// checked against <see cref="ModelConfig.Hici"/> first (see HiciCheckpoint.Prepare).</summary>
+    public WeightLoadReport LoadWeights(IWeightSource weights, WeightLoadOptions? options = null) =>
+        WeightLoader.Load(this, global::Hici.Hierarchical.HiciCheckpoint.Prepare(Config, weights), options);
 
     /// <summary>True once no parameter is a meta placeholder.</summary>
     public bool IsMaterialized => parameters().All(p => !p.is_meta);
