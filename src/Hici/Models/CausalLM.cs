@@ -54,6 +54,18 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         catch { m.Dispose(); throw; }
     }
 
+    /// <summary>
+    /// Loads an HF checkpoint folder (config.json + safetensors, single or sharded) in <paramref name="dtype"/>.
+    /// <paramref name="attention"/> selects the attention implementation (not stored in config.json).
+    /// </summary>
+    public static CausalLM FromPretrained(string dir, ScalarType dtype, Device? device = null, AttentionKind attention = AttentionKind.Full)
+    {
+        if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
+        var cfg = HfConfigReader.Read(dir) with { Attention = attention };
+        using var weights = SafeTensorsWeightSource.Open(dir);
+        return Load(cfg, weights, dtype, device);
+    }
+
     public void LoadWeights(IWeightSource weights) => WeightLoader.Load(this, weights);
 
     /// <summary>True once no parameter is a meta placeholder.</summary>

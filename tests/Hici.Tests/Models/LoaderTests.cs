@@ -104,3 +104,30 @@ public class LoaderTests
         Assert.All(lm.parameters(), p => Assert.False(p.requires_grad));
     }
 }
+
+public class FromPretrainedTests
+{
+    [Fact]
+    public void LoadsAShardedFolder()
+    {
+        using var lm = CausalLM.FromPretrained(ModelFixtures.Dir("llama3-gqa-tied"), ScalarType.Float32);
+        Assert.True(lm.IsMaterialized);
+        Assert.Null(lm.lm_head);
+        Assert.Equal(new[] { 2, 3 }, lm.Config.EosTokenIds);
+    }
+
+    [Fact]
+    public void UnavailableAttentionKindIsAClearError()
+    {
+        var e = Assert.Throws<HiciException>(() =>
+            CausalLM.FromPretrained(ModelFixtures.Dir("qwen3-gqa"), ScalarType.Float32, attention: AttentionKind.Chunk));
+        Assert.Contains("attention 'chunk' is not available", e.Message);
+    }
+
+    [Fact]
+    public void MissingFolderIsAClearError()
+    {
+        var e = Assert.Throws<HiciException>(() => CausalLM.FromPretrained("/nonexistent/model", ScalarType.Float32));
+        Assert.Contains("/nonexistent/model", e.Message);
+    }
+}

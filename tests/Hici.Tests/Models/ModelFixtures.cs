@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Hici.IO;
 using Hici.Models;
 using TorchSharp;
@@ -22,44 +21,7 @@ public static class ModelFixtures
         throw new InvalidOperationException("cannot find the repository root (HiCI.slnx) above " + AppContext.BaseDirectory);
     }
 
-    public static ModelConfig Config(string name) => ReadConfig(Path.Combine(Dir(name), "config.json"));
-
-    // TODO(io): replace with HfConfigReader once the io branch lands it; this reads only what the fixtures use.
-    public static ModelConfig ReadConfig(string path)
-    {
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        var r = doc.RootElement;
-        int I(string k) => r.GetProperty(k).GetInt32();
-        bool Has(string k) => r.TryGetProperty(k, out var v) && v.ValueKind != JsonValueKind.Null;
-        RopeScaling? rope = null;
-        if (Has("rope_scaling"))
-        {
-            var s = r.GetProperty("rope_scaling");
-            string type = s.TryGetProperty("rope_type", out var t) ? t.GetString()! : s.GetProperty("type").GetString()!;
-            rope = new RopeScaling(type, s.GetProperty("factor").GetDouble(),
-                s.TryGetProperty("original_max_position_embeddings", out var o) ? o.GetInt32() : null,
-                s.TryGetProperty("low_freq_factor", out var lo) ? lo.GetDouble() : 1.0,
-                s.TryGetProperty("high_freq_factor", out var hi) ? hi.GetDouble() : 4.0);
-        }
-        int heads = I("num_attention_heads");
-        return new ModelConfig
-        {
-            ModelType = r.GetProperty("model_type").GetString()!,
-            VocabSize = I("vocab_size"),
-            HiddenSize = I("hidden_size"),
-            IntermediateSize = I("intermediate_size"),
-            NumHiddenLayers = I("num_hidden_layers"),
-            NumAttentionHeads = heads,
-            NumKeyValueHeads = Has("num_key_value_heads") ? I("num_key_value_heads") : heads,
-            HeadDim = Has("head_dim") ? I("head_dim") : I("hidden_size") / heads,
-            RmsNormEps = r.GetProperty("rms_norm_eps").GetDouble(),
-            RopeTheta = r.GetProperty("rope_theta").GetDouble(),
-            RopeScaling = rope,
-            MaxPositionEmbeddings = I("max_position_embeddings"),
-            TieWordEmbeddings = Has("tie_word_embeddings") && r.GetProperty("tie_word_embeddings").GetBoolean(),
-            AttentionBias = Has("attention_bias") && r.GetProperty("attention_bias").GetBoolean(),
-        };
-    }
+    public static ModelConfig Config(string name) => HfConfigReader.Read(Dir(name));
 
     public static CausalLM Load(string name, ScalarType dtype, ModelConfig? config = null)
     {
