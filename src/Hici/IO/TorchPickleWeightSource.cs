@@ -39,7 +39,7 @@ public sealed class TorchPickleWeightSource : IWeightSource
         catch { src.Dispose(); throw; }
     }
 
-    public IReadOnlyCollection<string> Keys => _keys;
+    public IReadOnlyCollection<string> Keys => _keys.AsReadOnly();
     public bool Contains(string key) => _tensors.ContainsKey(key);
     public long[] Shape(string key) => (long[])Find(key).Size.Clone();
     public ScalarType DType(string key) => Find(key).Storage.DType;
