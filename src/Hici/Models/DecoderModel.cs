@@ -37,7 +37,7 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
         long start = x.Cache?.Length ?? 0;
         x.Cache?.CheckRoom(len);
         var h = embed_tokens.call(x.InputIds);
-        var rope = _rotary.Tables(start, len, h.dtype);
+        var rope = _rotary.Tables(start, len, h.dtype, x.Cache?.RopeLength);
         for (int i = 0; i < layers.Count; i++)
             h = layers[i].call(new DecoderLayerInput(h, rope, x.Cache?.Layers[i], start));
         x.Cache?.Advance(len);
