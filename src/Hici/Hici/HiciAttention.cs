@@ -58,11 +58,11 @@ public sealed class HiciAttention : Attention
         {
             // decode (or a continued prefill): token-only causal attention over the cache, no memory
             var (kc, vc) = x.Cache.Append(k, v, x.Start);
-            return CausalAttention(q, kc, vc);
+            return x.Mask is null ? CausalAttention(q, kc, vc) : MaskedCausalAttention(q, kc, vc, x.Mask);
         }
         if (x.Cache is not null) x.Cache.Append(k, v, 0);
         long b = q.shape[0], t = q.shape[2];
-        var o = Core.Forward(Hici.Forward, x.Hidden, null, q, k, v,
+        var o = Core.Forward(Hici.Forward, x.Hidden, x.NewTokenMask, q, k, v,
             s => k_proj.call(s), s => v_proj.call(s), LayerIndex, training);     // memory: no RoPE, no k_norm
         return o.view(b, t, Heads, HeadDim).transpose(1, 2);
     }

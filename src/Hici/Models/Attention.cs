@@ -4,8 +4,13 @@ using static TorchSharp.torch;
 namespace Hici.Models;
 
 /// <summary>What a layer's attention sees: the normalised hidden states [B, L, hidden], RoPE tables for the
-/// new positions, this layer's cache (null = no cache) and the position of the first new token.</summary>
-public sealed record AttentionInput(Tensor Hidden, RopeTables Rope, LayerKvCache? Cache, long Start);
+/// new positions, this layer's cache (null = no cache), the position of the first new token, and the padding
+/// mask over every key position (bool [B, Start + L], true = real token; null = nothing padded).</summary>
+public sealed record AttentionInput(Tensor Hidden, RopeTables Rope, LayerKvCache? Cache, long Start, Tensor? Mask = null)
+{
+    /// <summary>The mask of the new tokens only, [B, L] (null when nothing is padded).</summary>
+    public Tensor? NewTokenMask => Mask is null ? null : Mask.narrow(1, Start, Hidden.shape[1]);
+}
 
 /// <summary>
 /// Projected, normalised and rotated heads handed to <see cref="Attention.Attend"/>:
@@ -97,7 +102,23 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     {
         var (q, k, v) = heads;
         if (x.Cache is not null) (k, v) = x.Cache.Append(k, v, x.Start);
-        return CausalAttention(q, k, v);
+        return x.Mask is null ? CausalAttention(q, k, v) : MaskedCausalAttention(q, k, v, x.Mask);
+    }
+
+    /// <summary>
+    /// <see cref="CausalAttention"/> with padded keys removed: keyMask bool [B, S] (true = real token). A query
+    /// row that sees no key at all (a padded query before any real token) attends to every key instead, so the
+    /// softmax has no empty row (no NaN); such rows are padding and their output is never used.
+    /// </summary>
+    public static Tensor MaskedCausalAttention(Tensor q, Tensor k, Tensor v, Tensor keyMask)
+    {
+        long b = q.shape[0], heads = q.shape[1], l = q.shape[2];
+        long kvHeads = k.shape[1], s = k.shape[2];
+        var causal = torch.ones(l, s, dtype: ScalarType.Bool, device: q.device).tril(s - l);
+        var allowed = causal.unsqueeze(0).logical_and(keyMask.to(ScalarType.Bool).view(b, 1, s));   // [B, L, S]
+        allowed = allowed.logical_or(allowed.any(-1, keepdim: true).logical_not());
+        long groups = heads / kvHeads;
+        return nn.functional.scaled_dot_product_attention(q, RepeatKv(k, groups), RepeatKv(v, groups), attn_mask: allowed.unsqueeze(1));
     }
 
     /// <summary>

@@ -7,7 +7,9 @@ namespace Hici.Models;
 /// <param name="InputIds">int64 token ids [B, L]: the new tokens (all of them without a cache)</param>
 /// <param name="Cache">positions already processed; the new tokens continue it and are appended to it</param>
 /// <param name="LastOnly">return logits for the last position only (generation) instead of all L</param>
-public sealed record CausalLMInput(Tensor InputIds, KvCache? Cache = null, bool LastOnly = false);
+/// <param name="AttentionMask">optional padding mask [B, cached + L] (HF attention_mask: nonzero = real token);
+/// padded keys are never attended. Positions stay 0..T−1, so padding belongs on the right.</param>
+public sealed record CausalLMInput(Tensor InputIds, KvCache? Cache = null, bool LastOnly = false, Tensor? AttentionMask = null);
 
 /// <summary>Logits [B, L (or 1), vocab] in the model dtype.</summary>
 public sealed record CausalLMOutput(Tensor Logits);
@@ -80,20 +82,30 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     {
         if (!IsMaterializedFast()) throw new HiciException("the model has no weights yet (built on the meta device); call LoadWeights first");
         using var scope = torch.NewDisposeScope();
-        var h = model.call(new DecoderModelInput(x.InputIds, x.Cache));
+        var h = model.call(new DecoderModelInput(x.InputIds, x.Cache, x.AttentionMask));
         if (x.LastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
         var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
         return new CausalLMOutput(logits.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Logits [B, L, vocab] for <paramref name="ids"/> ([B, L] or [L]), continuing <paramref name="cache"/> if given.</summary>
-    public Tensor Forward(Tensor ids, KvCache? cache = null, bool lastOnly = false)
+    /// <summary>
+    /// Logits [B, L, vocab] for <paramref name="ids"/> ([B, L] or [L]), continuing <paramref name="cache"/> if given.
+    /// <paramref name="attentionMask"/>: optional [B, cached + L] (or [cached + L]) padding mask, nonzero = real token.
+    /// </summary>
+    public Tensor Forward(Tensor ids, KvCache? cache = null, bool lastOnly = false, Tensor? attentionMask = null)
     {
         using var scope = torch.NewDisposeScope();
         var batched = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
         if (batched.dtype != ScalarType.Int64) batched = batched.to(ScalarType.Int64);
         if (batched.device != Device) batched = batched.to(Device);
-        return call(new CausalLMInput(batched, cache, lastOnly)).Logits.MoveToOuterDisposeScope();
+        var mask = attentionMask;
+        if (mask is not null)
+        {
+            if (mask.dim() == 1) mask = mask.unsqueeze(0);
+            mask = mask.to(ScalarType.Bool);
+            if (mask.device != Device) mask = mask.to(Device);
+        }
+        return call(new CausalLMInput(batched, cache, lastOnly, mask)).Logits.MoveToOuterDisposeScope();
     }
 
     /// <summary>A preallocated cache for up to <paramref name="maxLength"/> positions.</summary>

@@ -3,8 +3,9 @@ using static TorchSharp.torch;
 
 namespace Hici.Models;
 
-/// <summary>Input of one decoder layer: hidden states [B, L, hidden] plus what attention needs.</summary>
-public sealed record DecoderLayerInput(Tensor Hidden, RopeTables Rope, LayerKvCache? Cache, long Start);
+/// <summary>Input of one decoder layer: hidden states [B, L, hidden] plus what attention needs
+/// (Mask: bool [B, Start + L], true = real token, or null = no padding).</summary>
+public sealed record DecoderLayerInput(Tensor Hidden, RopeTables Rope, LayerKvCache? Cache, long Start, Tensor? Mask = null);
 
 /// <summary>Pre-norm residual block: h += attn(norm(h)); h += mlp(norm(h)). HF LlamaDecoderLayer / Qwen3DecoderLayer.</summary>
 public sealed class DecoderLayer : nn.Module<DecoderLayerInput, Tensor>
@@ -26,7 +27,7 @@ public sealed class DecoderLayer : nn.Module<DecoderLayerInput, Tensor>
     public override Tensor forward(DecoderLayerInput x)
     {
         using var scope = torch.NewDisposeScope();
-        var attnIn = new AttentionInput(input_layernorm.call(x.Hidden), x.Rope, x.Cache, x.Start);
+        var attnIn = new AttentionInput(input_layernorm.call(x.Hidden), x.Rope, x.Cache, x.Start, x.Mask);
         var h = x.Hidden + self_attn.call(attnIn);
         h = h + mlp.call(post_attention_layernorm.call(h));
         return h.MoveToOuterDisposeScope();

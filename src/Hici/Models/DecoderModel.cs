@@ -4,8 +4,9 @@ using static TorchSharp.torch;
 
 namespace Hici.Models;
 
-/// <summary>Input of the decoder stack: token ids [B, L] and an optional cache.</summary>
-public sealed record DecoderModelInput(Tensor InputIds, KvCache? Cache);
+/// <summary>Input of the decoder stack: token ids [B, L], an optional cache and an optional padding mask
+/// [B, cached + L] (nonzero = real token; see <see cref="CausalLMInput"/>).</summary>
+public sealed record DecoderModelInput(Tensor InputIds, KvCache? Cache, Tensor? AttentionMask = null);
 
 /// <summary>
 /// The transformer body (HF LlamaModel / Qwen3Model, the <c>model.</c> prefix of checkpoint keys):
@@ -36,12 +37,23 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
         long len = x.InputIds.shape[1];
         long start = x.Cache?.Length ?? 0;
         x.Cache?.CheckRoom(len);
+        var mask = CheckMask(x.AttentionMask, x.InputIds.shape[0], start + len);
         var h = embed_tokens.call(x.InputIds);
         var rope = _rotary.Tables(start, len, h.dtype, x.Cache?.RopeLength);
         for (int i = 0; i < layers.Count; i++)
-            h = layers[i].call(new DecoderLayerInput(h, rope, x.Cache?.Layers[i], start));
+            h = layers[i].call(new DecoderLayerInput(h, rope, x.Cache?.Layers[i], start, mask));
         x.Cache?.Advance(len);
         return norm.call(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The mask as bool [B, total], or null when absent or all ones (so the unmasked fast paths run).</summary>
+    private static Tensor? CheckMask(Tensor? mask, long batch, long total)
+    {
+        if (mask is null) return null;
+        if (mask.dim() != 2 || mask.shape[0] != batch || mask.shape[1] != total)
+            throw new HiciException($"attention mask must be [batch, cached + new tokens] = [{batch}, {total}] (got [{string.Join(", ", mask.shape)}])");
+        var m = mask.dtype == ScalarType.Bool ? mask : mask.ne(0);
+        return m.all().item<bool>() ? null : m;
     }
 
     protected override void Dispose(bool disposing)
