@@ -1,0 +1,88 @@
+using Hici.IO;
+using Hici.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Hici.Hierarchical;
+
+/// <summary>What to load: an HF base folder, the attention to run, the HiCI config, and a trainable_params overlay.</summary>
+public sealed record ModelLoadRequest(string ModelDir)
+{
+    public ScalarType DType { get; init; } = ScalarType.Float32;
+    public Device? Device { get; init; }
+    public AttentionKind Attention { get; init; } = AttentionKind.Full;
+    /// <summary>Needed for hici; with full attention the HiCI modules are held and loaded, unused.</summary>
+    public HiciConfig? Hici { get; init; }
+    /// <summary>A reference trainable_params.bin (or .safetensors with its keys) loaded over the base.</summary>
+    public TrainableSource? Trainable { get; init; }
+    /// <summary>Missing / unexpected keys of the overlay are errors.</summary>
+    public bool Strict { get; init; }
+}
+
+/// <summary>A loaded model and what its loads found.</summary>
+public sealed class LoadedModel : IDisposable
+{
+    public required CausalLM Model { get; init; }
+    public required WeightLoadReport Base { get; init; }
+    public TrainableLoadReport? Trainable { get; init; }
+    /// <summary>HiCI tensors in neither the base folder nor the overlay (only possible with full attention: unused).</summary>
+    public IReadOnlyList<string> HiciNotLoaded { get; init; } = Array.Empty<string>();
+
+    public IEnumerable<string> ReportLines()
+    {
+        if (Trainable is not null) foreach (var l in Trainable.Lines()) yield return l;
+        if (HiciNotLoaded.Count > 0)
+            yield return $"note        {HiciNotLoaded.Count} HiCI tensors are in no checkpoint; full attention does not use them";
+    }
+
+    public void Dispose() => Model.Dispose();
+}
+
+/// <summary>
+/// Loads a model the way the reference evaluation does (pipelines spec §3.4): base weights, the vocabulary
+/// resized to the trainable file's embedding rows, HiCI modules registered, then trainable_params.bin over it
+/// (embed, norms, HiCI). HiCI tensors may come from the base folder (a merged export) or from the overlay.
+/// </summary>
+public static class HiciModelLoader
+{
+    public static LoadedModel Load(ModelLoadRequest req)
+    {
+        if (!Directory.Exists(req.ModelDir)) throw new HiciException($"{req.ModelDir}: no such model folder");
+        var cfg = HfConfigReader.Read(req.ModelDir) with { Attention = req.Attention, Hici = req.Hici };
+        var tr = req.Trainable;
+        long? rows = tr?.EmbedRows;
+        long baseVocab = cfg.VocabSize;
+        if (rows is { } r && r != cfg.VocabSize) cfg = VocabResizedSource.Config(cfg, r);
+
+        var lm = CausalLM.Create(cfg, req.DType, req.Device);
+        try
+        {
+            WeightLoadReport baseReport;
+            using (var st = SafeTensorsWeightSource.Open(req.ModelDir))
+            {
+                IWeightSource src = rows is { } n && n != baseVocab ? new VocabResizedSource(st, n) : st;
+                // A plain HF base has no HiCI tensors: they come from the overlay (checked below).
+                baseReport = lm.LoadWeights(src, new WeightLoadOptions(HiciCheckpoint.IsHiciKey));
+            }
+            TrainableLoadReport? trReport = null;
+            if (tr is not null)
+            {
+                trReport = TrainableParams.Apply(lm, tr, req.Strict);
+                if (rows is { } n2 && n2 != baseVocab) trReport = trReport with { VocabResized = (baseVocab, n2) };
+            }
+            var loadedByOverlay = new HashSet<string>(trReport?.Loaded ?? Array.Empty<string>(), StringComparer.Ordinal);
+            var notLoaded = baseReport.ZeroFilled.Where(k => !loadedByOverlay.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            if (notLoaded.Count > 0 && req.Attention == AttentionKind.Hici)
+                throw new HiciException(
+                    $"HiCI attention needs the HiCI weights, but {notLoaded.Count} HiCI tensors are in neither {req.ModelDir}" +
+                    (tr is null ? "" : $" nor {tr.Origin}") + $" (e.g. {notLoaded[0]})" +
+                    (tr is null ? "; pass the checkpoint's trainable_params.bin with --trainable" : ""));
+            return new LoadedModel { Model = lm, Base = baseReport, Trainable = trReport, HiciNotLoaded = notLoaded };
+        }
+        catch
+        {
+            lm.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""Reference-layout checkpoint folders (what a user has after the reference's get_trainable_weights.py):
+a plain HF base (config.json + model.safetensors, bf16, no HiCI) with the reference's trainable_params.bin
+(torch.save of an OrderedDict, fp32: embed_tokens with the trained vocabulary, model.norm, the layer norms,
+Qwen3 q_norm/k_norm, and every HiCI tensor), plus expected log-probs.
+
+    /usr/bin/python3 tools/make_hici_reference_folder.py
+
+tests/fixtures/hici/refdir-qwen3/   GQA + QK-norm, tied embeddings; vocabulary 256 → 250 (the reference
+                                    shrinks Qwen3 to the trained vocabulary); current HiCI key names
+tests/fixtures/hici/refdir-llama/   MHA, linear RoPE, untied lm_head; vocabulary 256 → 258 (grown like
+                                    Llama-2's [PAD]; new lm_head rows = mean of the old rows); legacy prefixes
+                                    global_memory / hierarchical_aggregator
+Each folder: config.json, model.safetensors, trainable_params.bin, and expected.safetensors:
+    input_ids [32]                 ids < min(base, trained vocabulary) except one id of a new row (llama)
+    lp.base_full [32, 256]         the base alone, full attention (nothing loaded from trainable_params.bin)
+    lp.full [32, V']               base + overlay, full attention (HiCI loaded, unused: the paper's setting)
+    lp.train.<mode> [32, V']       base + overlay, HiCI training forward (ratio 1/4), every causal mode
+    lp.inference.causal_gi [30, V'] HiCI inference forward on the first 30 ids (S = 7, padded to 35)
+HiCI hyper-parameters (no hici_config.json: a foreign checkpoint): M=4 K=2 h=4 β=32 C=16, i.e.
+--local-slots 4 --global-slots 2 --hici-heads 4 --bottleneck 32 --shared-compress-dim 16.
+"""
+import collections
+import json
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import hici_model_reference as hm  # noqa: E402
+import hici_reference as ref  # noqa: E402
+import make_model_fixtures as mm  # noqa: E402
+from make_hici_fixtures import randomise  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "hici")
+HC = dict(num_local_slots=4, global_slots=2, num_heads=4, bottleneck_dim=32, shared_compress_dim=16)
+
+MODELS = {
+    "qwen3": ({
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_act": "silu",
+        "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "max_position_embeddings": 128,
+        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "rope_scaling": None, "tie_word_embeddings": True,
+        "attention_bias": False, "use_sliding_window": False, "sliding_window": None,
+        "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16",
+    }, 250, False),
+    "llama": (mm.llama_config(rope_scaling={"type": "linear", "factor": 2.0}), 258, True),
+}
+
+
+def resize(t, rows):
+    """HF resize_token_embeddings as this project does it: keep the first rows, new rows = mean row."""
+    if rows <= t.shape[0]:
+        return t[:rows].clone()
+    return torch.cat([t, t.mean(dim=0, keepdim=True).expand(rows - t.shape[0], -1)], dim=0)
+
+
+def main():
+    torch.set_num_threads(1)
+    for n, (name, (cfg, vocab, legacy)) in enumerate(MODELS.items()):
+        gen = torch.Generator().manual_seed(9100 + n)
+        base = mm.random_state_dict(cfg, gen, torch.bfloat16)
+        H = cfg["hidden_size"]
+        # the overlay: trained embeddings (new vocabulary), norms, HiCI modules — fp32 as zero_to_fp32 writes
+        over = collections.OrderedDict()
+        over["model.embed_tokens.weight"] = 0.25 * torch.randn(vocab, H, generator=gen)
+        mods = []
+        for i in range(cfg["num_hidden_layers"]):
+            p = f"model.layers.{i}."
+            for k in ("input_layernorm.weight", "post_attention_layernorm.weight"):
+                over[p + k] = 1.0 + 0.2 * torch.randn(H, generator=gen)
+            if cfg["model_type"] == "qwen3":
+                for k in ("self_attn.q_norm.weight", "self_attn.k_norm.weight"):
+                    over[p + k] = 1.0 + 0.2 * torch.randn(mm.head_dim_of(cfg), generator=gen)
+            lc = ref.LocalConstructorMulti(H, HC["num_local_slots"], HC["num_heads"], True, HC["bottleneck_dim"])
+            gi = ref.GlobalIntegratorShared(H, HC["global_slots"], HC["bottleneck_dim"], HC["shared_compress_dim"], HC["num_heads"])
+            randomise(lc, gen)
+            randomise(gi, gen)
+            lcn, gin = ("global_memory", "hierarchical_aggregator") if legacy else ("local_constructor", "global_integrator")
+            for k, v in lc.state_dict().items():
+                over[f"{p}self_attn.{lcn}.{k}"] = v.clone()
+            for k, v in gi.state_dict().items():
+                over[f"{p}self_attn.{gin}.{k}"] = v.clone()
+            mods.append((lc, gi))
+        over["model.norm.weight"] = 1.0 + 0.2 * torch.randn(H, generator=gen)
+
+        folder = os.path.join(ROOT, "refdir-" + name)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        mm.write_safetensors(os.path.join(folder, "model.safetensors"), base, {"format": "pt"})
+        torch.save(over, os.path.join(folder, "trainable_params.bin"))
+
+        # the model as the reference eval builds it: base in fp32, resized, overlay loaded (strict=False)
+        sd_base = {k: v.float() for k, v in base.items()}
+        sd = dict(sd_base)
+        sd["model.embed_tokens.weight"] = resize(sd["model.embed_tokens.weight"], vocab)
+        if not cfg["tie_word_embeddings"]:
+            sd["lm_head.weight"] = resize(sd["lm_head.weight"], vocab)
+        for k, v in over.items():
+            if "self_attn.global_memory." not in k and "hierarchical_aggregator" not in k \
+                    and ".local_constructor." not in k and ".global_integrator." not in k:
+                sd[k] = v.float()
+        gen2 = torch.Generator().manual_seed(55 + n)
+        ids = torch.randint(3, min(256, vocab), (32,), generator=gen2)
+        if vocab > 256:
+            ids[20] = 256                                    # a row that only the trained vocabulary has
+        out = {"input_ids": ids}
+        with torch.no_grad():
+            base_ids = ids.clone()
+            base_ids[base_ids >= 256] = 5
+            out["lp.base_full"] = hm.forward(cfg, sd_base, None, base_ids[None])[0]
+            out["base_input_ids"] = base_ids
+            out["lp.full"] = hm.forward(cfg, sd, mods, ids[None])[0]
+            for mode in ref.CAUSAL_MODES:
+                out["lp.train." + mode] = hm.forward(cfg, sd, mods, ids[None], None, mode, "train")[0]
+            out["lp.inference.causal_gi"] = hm.forward(cfg, sd, mods, ids[None, :30], None, "causal_gi", "inference")[0]
+        mm.write_safetensors(os.path.join(folder, "expected.safetensors"), out, {"source": "tools/make_hici_reference_folder.py"})
+        print(name, "ok", {k: tuple(v.shape) for k, v in out.items()})
+
+
+if __name__ == "__main__":
+    main()
