@@ -17,6 +17,7 @@ Each folder: config.json, model.safetensors, trainable_params.bin, and expected.
     lp.full [32, V']               base + overlay, full attention (HiCI loaded, unused: the paper's setting)
     lp.train.<mode> [32, V']       base + overlay, HiCI training forward (ratio 1/4), every causal mode
     lp.inference.causal_gi [30, V'] HiCI inference forward on the first 30 ids (S = 7, padded to 35)
+    lp.train.causal_shift.s16 [32, V'] training forward with segment_size 16 (= ratio 1/2: 2 segments)
 HiCI hyper-parameters (no hici_config.json: a foreign checkpoint): M=4 K=2 h=4 β=32 C=16, i.e.
 --local-slots 4 --global-slots 2 --hici-heads 4 --bottleneck 32 --shared-compress-dim 16.
 """
@@ -117,6 +118,7 @@ def main():
             for mode in ref.CAUSAL_MODES:
                 out["lp.train." + mode] = hm.forward(cfg, sd, mods, ids[None], None, mode, "train")[0]
             out["lp.inference.causal_gi"] = hm.forward(cfg, sd, mods, ids[None, :30], None, "causal_gi", "inference")[0]
+            out["lp.train.causal_shift.s16"] = hm.forward(cfg, sd, mods, ids[None], None, "causal_shift", "train", segment_size=16)[0]
         mm.write_safetensors(os.path.join(folder, "expected.safetensors"), out, {"source": "tools/make_hici_reference_folder.py"})
         print(name, "ok", {k: tuple(v.shape) for k, v in out.items()})
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
 
@@ -8,19 +9,28 @@ namespace Hici.Cli.Commands;
 /// <summary><c>hici score</c>: per-token log-probabilities, total NLL and perplexity of a text or id sequence.</summary>
 public static class ScoreCommand
 {
+    public static readonly Option<string?> Trainable = new("--trainable")
+    {
+        Description = "The reference's trainable_params.bin (embeddings, norms, HiCI weights; or a .safetensors with its keys) to load over the model",
+    };
+    public static readonly Option<bool> Strict = new("--strict") { Description = "Missing or unexpected keys in --trainable are errors" };
+
     public static Command Build()
     {
         var model = new Option<string>("--model") { Description = "HF model folder (config.json + safetensors)", Required = true };
         var text = new Option<string?>("--text") { Description = "UTF-8 text file to score (needs the model's tokenizer)" };
         var ids = new Option<string?>("--ids") { Description = "JSON file holding an array of token ids" };
         var outFile = new Option<string?>("--out") { Description = "Write {\"logprobs\":[...],\"nll\":...,\"ppl\":...} here" };
-        var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass (bounds memory)", DefaultValueFactory = _ => 512 };
+        var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass (bounds memory; with --attention hici only the lm_head is chunked)", DefaultValueFactory = _ => 512 };
         var cmd = new Command("score", "Log-probability of every next token, total NLL and perplexity");
         cmd.Options.Add(model);
         cmd.Options.Add(text);
         cmd.Options.Add(ids);
         cmd.Options.Add(outFile);
         cmd.Options.Add(chunk);
+        cmd.Options.Add(Trainable);
+        cmd.Options.Add(Strict);
+        HiciOptions.AddTo(cmd);
         Common.AddComputeOptions(cmd);
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
@@ -32,17 +42,30 @@ public static class ScoreCommand
             var device = Common.ParseDevice(pr.GetValue(Common.Device)!);
             if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
             var cfg = HfConfigReader.Read(dir);
+            var kind = HiciOptions.AttentionKind(pr);
+
+            using var tr = pr.GetValue(Trainable) is { } tp ? TrainableParams.Open(tp) : null;
+            var hc = HiciOptions.Resolve(pr, dir, always: tr?.HasHici == true);
+            hc?.ValidateFor(cfg.HiddenSize, "HiCI flags");
 
             // Validate the input before loading weights: a typo should not cost a multi-GB load.
+            long vocab = tr?.EmbedRows ?? cfg.VocabSize;
             long[] tokens = idsPath is not null
-                ? ReadIds(idsPath, cfg.VocabSize)
+                ? ReadIds(idsPath, (int)vocab)
                 : throw new HiciException($"--text needs a tokenizer, which this build does not include yet (the 'text' branch adds it); tokenize elsewhere and pass --ids FILE.json");
+            string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
 
+            if (UnrequestedFiles(dir, tr?.Origin) is { Length: > 0 } unused)
+                Console.WriteLine($"note        {dir} also holds {unused}; not loaded (pass --trainable FILE to use a trainable_params.bin)");
             Common.InitTorch(pr);
-            CausalLM loaded;
-            using (var weights = SafeTensorsWeightSource.Open(dir)) loaded = CausalLM.Load(cfg, weights, dtype, device);
-            using var lm = loaded;
-            var r = Scorer.Score(lm, tokens, pr.GetValue(chunk));
+            using var loaded = HiciModelLoader.Load(new ModelLoadRequest(dir)
+            {
+                DType = dtype, Device = device, Attention = kind, Hici = hc, Trainable = tr, Strict = pr.GetValue(Strict),
+            });
+            foreach (var line in loaded.ReportLines()) Console.WriteLine(line);
+            Console.WriteLine($"attention   {attention}");
+            if (leak is not null) Console.WriteLine($"note        {leak}");
+            var r = Scorer.Score(loaded.Model, tokens, pr.GetValue(chunk), wholeSequence: kind == AttentionKind.Hici);
 
             Console.WriteLine($"tokens      {tokens.Length} ({r.Scored} predicted)");
             Console.WriteLine($"NLL         {r.TotalNll:F4} nats total, {r.MeanNll:F4} per token");
@@ -50,10 +73,45 @@ public static class ScoreCommand
             Console.WriteLine($"speed       {r.TokensPerSecond:F0} tokens/s ({dtype.ToString().ToLowerInvariant()}, {r.Elapsed.TotalSeconds:F2} s)");
             if (tokens.Length > cfg.MaxPositionEmbeddings)
                 Console.WriteLine($"note        {tokens.Length} tokens exceed max_position_embeddings {cfg.MaxPositionEmbeddings}");
-            if (pr.GetValue(outFile) is { } o) WriteResult(o, r);
+            if (pr.GetValue(outFile) is { } o) WriteResult(o, r, attention);
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Checkpoint files in the folder that score only loads when asked ("" when none).</summary>
+    internal static string UnrequestedFiles(string dir, string? trainableUsed)
+    {
+        var names = new List<string>();
+        var tp = Path.Combine(dir, TrainableParams.FileName);
+        if (File.Exists(tp) && (trainableUsed is null || Path.GetFullPath(trainableUsed) != Path.GetFullPath(tp))) names.Add(TrainableParams.FileName);
+        if (File.Exists(Path.Combine(dir, "adapter_config.json"))) names.Add("adapter_config.json");
+        return string.Join(" and ", names);
+    }
+
+    /// <summary>
+    /// One line on what attention runs (segments, mode), and a warning when the mode lets positions see later
+    /// tokens. Checks the training forward's divisibility rule before any weights are loaded.
+    /// </summary>
+    internal static string DescribeAttention(AttentionKind kind, HiciConfig? hc, int tokens, out string? leak)
+    {
+        leak = null;
+        if (kind == AttentionKind.Full)
+            return hc is null ? "full" : "full (HiCI modules loaded, not run: the reference's perplexity setting)";
+        var c = hc!;
+        var seg = new HiciSegmenter(c);
+        string mode = HiciConfig.CausalModeName(c.CausalMode);
+        int s = c.Forward == HiciForwardKind.Train ? seg.TrainingSegmentSize(tokens) : seg.InferenceSegmentSize(tokens);
+        int n = (tokens + s - 1) / s;
+        bool memory = c.Forward == HiciForwardKind.Train || n > 1 || c.InferenceSingleSegment;
+        string fwd = c.Forward == HiciForwardKind.Train ? "train" : "inference";
+        string pad = n * s != tokens ? $", last segment padded by {n * s - tokens}" : "";
+        if (!memory) return $"hici, {fwd} forward, 1 segment of {s}: HiCI off (plain causal attention)";
+        if (c.CausalMode is HiciCausalMode.None or HiciCausalMode.CausalGi or HiciCausalMode.CausalGiGOnly)
+            leak = $"causal_mode {mode} lets positions see later tokens through the HiCI memory: this perplexity is not a " +
+                   "language-model perplexity (see docs/hici.md; check with hici audit-causality)";
+        return $"hici, {fwd} forward, causal_mode {mode}, {n} segment{(n == 1 ? "" : "s")} of {s} tokens{pad} " +
+               $"(M={c.LocalSlots} K={c.GlobalSlots} h={c.NumHeads} β={c.BottleneckDim} C={c.SharedCompressDim})";
     }
 
     /// <summary>A JSON array of integers in [0, vocab). Errors name the file, the position and the value.</summary>
@@ -83,7 +141,7 @@ public static class ScoreCommand
         }
     }
 
-    private static void WriteResult(string path, ScoreResult r)
+    private static void WriteResult(string path, ScoreResult r, string attention)
     {
         using var stream = File.Create(path);
         using var w = new Utf8JsonWriter(stream);
@@ -94,6 +152,7 @@ public static class ScoreCommand
         w.WriteNumber("nll", r.TotalNll);
         w.WriteNumber("ppl", r.Perplexity);
         w.WriteNumber("tokens", r.Scored);
+        w.WriteString("attention", attention);
         w.WriteEndObject();
     }
 }

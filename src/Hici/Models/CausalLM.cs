@@ -84,9 +84,26 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         using var scope = torch.NewDisposeScope();
         var h = model.call(new DecoderModelInput(x.InputIds, x.Cache, x.AttentionMask));
         if (x.LastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
-        var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
-        return new CausalLMOutput(logits.MoveToOuterDisposeScope());
+        return new CausalLMOutput(LmHead(h).MoveToOuterDisposeScope());
     }
+
+    /// <summary>
+    /// The final normalised hidden states [B, L, hidden] (no lm_head), same inputs as <see cref="Forward"/>.
+    /// For scoring a long sequence in one forward (HiCI segments need it whole) without holding [L, vocab] logits.
+    /// </summary>
+    public Tensor Hidden(Tensor ids, KvCache? cache = null, Tensor? attentionMask = null)
+    {
+        if (!IsMaterializedFast()) throw new HiciException("the model has no weights yet (built on the meta device); call LoadWeights first");
+        using var scope = torch.NewDisposeScope();
+        var batched = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
+        if (batched.dtype != ScalarType.Int64) batched = batched.to(ScalarType.Int64);
+        if (batched.device != Device) batched = batched.to(Device);
+        var mask = attentionMask is null ? null : (attentionMask.dim() == 1 ? attentionMask.unsqueeze(0) : attentionMask).to(ScalarType.Bool).to(Device);
+        return model.call(new DecoderModelInput(batched, cache, mask)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits for hidden states [.., hidden] from <see cref="Hidden"/> (lm_head, or the tied embedding).</summary>
+    public Tensor LmHead(Tensor hidden) => lm_head is null ? nn.functional.linear(hidden, model.embed_tokens.weight) : lm_head.call(hidden);
 
     /// <summary>
     /// Logits [B, L, vocab] for <paramref name="ids"/> ([B, L] or [L]), continuing <paramref name="cache"/> if given.

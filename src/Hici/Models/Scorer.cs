@@ -20,8 +20,10 @@ public static class Scorer
     /// <summary>
     /// Scores <paramref name="ids"/> in chunks through the KV cache, so memory holds [chunk, vocab] logits
     /// rather than [n, vocab] (128k vocab × 32k tokens would be 16 GB of float32).
+    /// With <paramref name="wholeSequence"/> the model runs once over all ids without a cache (HiCI attention
+    /// segments the whole sequence; a cached chunk would see no memory) and only the lm_head is chunked.
     /// </summary>
-    public static ScoreResult Score(CausalLM lm, IReadOnlyList<long> ids, int chunk = 512)
+    public static ScoreResult Score(CausalLM lm, IReadOnlyList<long> ids, int chunk = 512, bool wholeSequence = false)
     {
         if (ids.Count < 2) throw new HiciException($"scoring needs at least 2 tokens (got {ids.Count})");
         if (chunk <= 0) throw new ArgumentOutOfRangeException(nameof(chunk));
@@ -29,21 +31,41 @@ public static class Scorer
         var logProbs = new float[n - 1];
         var sw = Stopwatch.StartNew();
         using var noGrad = torch.no_grad();
-        using var cache = lm.NewCache(n);
-        cache.RopeLength = n;   // chunked scoring = one full forward, also for dynamic NTK
         using var all = torch.tensor(ids.ToArray(), dtype: ScalarType.Int64, device: lm.Device);
-        for (int start = 0; start < n - 1; start += chunk)
+        if (wholeSequence)
         {
-            using var scope = torch.NewDisposeScope();
-            int len = Math.Min(chunk, n - start);
-            int targets = Math.Min(len, n - 1 - start);          // the very last token predicts nothing
-            var logits = lm.Forward(all.narrow(0, start, len), cache)[0].narrow(0, 0, targets);
-            var lp = nn.functional.log_softmax(logits.to(ScalarType.Float32), -1);
-            var next = all.narrow(0, start + 1, targets).unsqueeze(1);
-            var picked = lp.gather(1, next).squeeze(1).cpu();
-            picked.data<float>().CopyTo(logProbs, start);
+            using var hidden = lm.Hidden(all);                                       // [1, n, hidden]
+            for (int start = 0; start < n - 1; start += chunk)
+            {
+                using var scope = torch.NewDisposeScope();
+                int targets = Math.Min(chunk, n - 1 - start);
+                var logits = lm.LmHead(hidden[0].narrow(0, start, targets));
+                Pick(logits, all, start, targets, logProbs);
+            }
+        }
+        else
+        {
+            using var cache = lm.NewCache(n);
+            cache.RopeLength = n;   // chunked scoring = one full forward, also for dynamic NTK
+            for (int start = 0; start < n - 1; start += chunk)
+            {
+                using var scope = torch.NewDisposeScope();
+                int len = Math.Min(chunk, n - start);
+                int targets = Math.Min(len, n - 1 - start);          // the very last token predicts nothing
+                var logits = lm.Forward(all.narrow(0, start, len), cache)[0].narrow(0, 0, targets);
+                Pick(logits, all, start, targets, logProbs);
+            }
         }
         double nll = -logProbs.Sum(x => (double)x);
         return new ScoreResult(logProbs, nll, sw.Elapsed);
+    }
+
+    /// <summary>log p(ids[start+1+i]) from logits [targets, vocab] into logProbs[start + i].</summary>
+    private static void Pick(Tensor logits, Tensor all, int start, int targets, float[] logProbs)
+    {
+        var lp = nn.functional.log_softmax(logits.to(ScalarType.Float32), -1);
+        var next = all.narrow(0, start + 1, targets).unsqueeze(1);
+        var picked = lp.gather(1, next).squeeze(1).cpu();
+        picked.data<float>().CopyTo(logProbs, start);
     }
 }
