@@ -36,6 +36,8 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
         using var scope = torch.NewDisposeScope();
         long len = x.InputIds.shape[1];
         long start = x.Cache?.Length ?? 0;
+        if (x.Cache is not null && x.Cache.Batch != x.InputIds.shape[0])
+            throw new HiciException($"KV cache holds batch {x.Cache.Batch}, the input has batch {x.InputIds.shape[0]}");
         x.Cache?.CheckRoom(len);
         var mask = CheckMask(x.AttentionMask, x.InputIds.shape[0], start + len);
         var h = embed_tokens.call(x.InputIds);
