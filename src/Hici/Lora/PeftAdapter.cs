@@ -63,8 +63,9 @@ public sealed class PeftAdapter : IDisposable
         var errors = new List<string>();
         var merged = layers.Values.FirstOrDefault(x => x.Layer.Merged);
         if (merged.Layer is not null) errors.Add($"the LoRA layer '{merged.Path}' is merged; unmerge before loading");
-        var otherR = layers.Values.FirstOrDefault(x => x.Layer.R != cfg.R);
-        if (otherR.Layer is not null) errors.Add($"the model's LoRA layer '{otherR.Path}' has r = {otherR.Layer.R}, the adapter config says r = {cfg.R}");
+        var other = layers.Values.FirstOrDefault(x => x.Layer.R != cfg.R || Math.Abs(x.Layer.Scale - cfg.Scale) > 1e-12);
+        if (other.Layer is not null)
+            errors.Add($"the model's LoRA layer '{other.Path}' has r = {other.Layer.R}, scale {other.Layer.Scale}; the adapter config says r = {cfg.R}, scale {cfg.Scale}");
 
         var found = new Dictionary<(string Module, char Matrix), string>();
         var unexpected = new List<string>();
