@@ -43,9 +43,14 @@ public static class PeftAdapterKeys
     {
         var m = Lora.Match(key);
         if (!m.Success) return null;
-        var module = m.Groups["module"].Value;
-        foreach (var (legacy, current) in Aliases) module = module.Replace(legacy, current, StringComparison.Ordinal);
-        return new PeftLoraKey(module, m.Groups["ab"].Value[0]);
+        return new PeftLoraKey(CurrentHiciName(m.Groups["module"].Value), m.Groups["ab"].Value[0]);
+    }
+
+    /// <summary>A key or module path with HiCI's legacy prefixes replaced by the current ones.</summary>
+    public static string CurrentHiciName(string path)
+    {
+        foreach (var (legacy, current) in Aliases) path = path.Replace(legacy, current, StringComparison.Ordinal);
+        return path;
     }
 
     /// <summary>Any key that names LoRA state, including forms this code does not read (embeddings, DoRA, other adapter names).</summary>
