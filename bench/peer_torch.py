@@ -27,6 +27,7 @@ class Model:
         nq, nk, hd = c["heads"], c["kv_heads"], c["head_dim"]
         s.c, s.dtype = c, dtype
         s.emb = r(c["vocab"], H)
+        s.lm_head = r(c["vocab"], H)
         s.layers = [dict(q=r(nq * hd, H), k=r(nk * hd, H), v=r(nk * hd, H), o=r(H, nq * hd),
                          qn=torch.ones(hd, dtype=dtype), kn=torch.ones(hd, dtype=dtype),
                          ln1=torch.ones(H, dtype=dtype), ln2=torch.ones(H, dtype=dtype),
@@ -68,7 +69,7 @@ class Model:
             h = rms(x, l["ln2"], 1e-6)
             x = x + F.linear(F.silu(F.linear(h, l["g"])) * F.linear(h, l["u"]), l["d"])
         x = rms(x[:, -1:], s.norm, 1e-6)
-        return F.linear(x, s.emb)
+        return F.linear(x, s.lm_head)
 
 def new_cache(c, dtype, n):
     return [(torch.zeros(1, c["kv_heads"], n, c["head_dim"], dtype=dtype),

@@ -33,9 +33,9 @@ def expected(sd):
 
 def main():
     torch.manual_seed(4321)
-    if os.path.isdir(ROOT):
-        shutil.rmtree(ROOT)
-    os.makedirs(ROOT)
+    # written_by_hici/ belongs to the C# writer test (see tools/check_pickle_writer.py): leave it alone.
+    shutil.rmtree(os.path.join(ROOT, "hostile"), ignore_errors=True)
+    os.makedirs(ROOT, exist_ok=True)
     exp = {}
 
     # An OrderedDict state_dict (carries '_metadata' as BUILD state) plus views sharing one storage.
@@ -134,13 +134,18 @@ def state(*pairs):
 
 
 def zipit(path, pkl, data=None, prefix="archive", compress=zipfile.ZIP_STORED, extra=()):
+    def put(z, name, v, how=zipfile.ZIP_STORED):
+        info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))  # fixed: reruns give identical files
+        info.compress_type = how
+        z.writestr(info, v)
+
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr(zipfile.ZipInfo(f"{prefix}/data.pkl"), pkl)
+        put(z, f"{prefix}/data.pkl", pkl)
         for k, v in (data or {}).items():
-            z.writestr(f"{prefix}/data/{k}", v, compress_type=compress)
+            put(z, f"{prefix}/data/{k}", v, compress)
         for name, v in extra:
-            z.writestr(name, v)
-        z.writestr(f"{prefix}/version", "3\n")
+            put(z, name, v)
+        put(z, f"{prefix}/version", "3\n")
 
 
 def write_hostile(d):
@@ -149,6 +154,7 @@ def write_hostile(d):
     ok = tensor("0", 4, 0, [4], [1])
     torch.save({"w": torch.ones(2), "evil": Evil(os.system, "echo pwned")}, os.path.join(d, "evil_os_system.bin"))
     torch.save({"evil": Evil(eval, "1+1")}, os.path.join(d, "evil_builtins_eval.bin"), pickle_protocol=4)
+    # The legacy format keys storages by id(): this one file differs on every run.
     torch.save({"w": torch.ones(2)}, os.path.join(d, "legacy_format.bin"), _use_new_zipfile_serialization=False)
     with open(os.path.join(d, "not_zip.bin"), "wb") as f:
         f.write(b"this is not a zip file at all")
@@ -156,6 +162,7 @@ def write_hostile(d):
     zipit(os.path.join(d, "good_handmade.bin"), state(("a", ok)), {"0": f4}, prefix="odd-top.folder")
     zipit(os.path.join(d, "storage_size_mismatch.bin"), state(("a", tensor("0", 10, 0, [10], [1]))), {"0": f4})
     zipit(os.path.join(d, "extent_past_storage.bin"), state(("a", tensor("0", 4, 2, [2, 2], [1, 2]))), {"0": f4})
+    zipit(os.path.join(d, "expand_bomb.bin"), state(("a", tensor("0", 4, 0, [1 << 20, 1 << 20], [0, 0]))), {"0": f4})
     zipit(os.path.join(d, "negative_stride.bin"), state(("a", tensor("0", 4, 3, [4], [-1]))), {"0": f4})
     zipit(os.path.join(d, "missing_entry.bin"), state(("a", ok)), {})
     zipit(os.path.join(d, "compressed_entry.bin"), state(("a", tensor("0", 64, 0, [64], [1]))),

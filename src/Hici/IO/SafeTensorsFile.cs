@@ -57,6 +57,7 @@ internal sealed class SafeTensorsFile : IDisposable
             TensorBytes.Read(_handle, t, abs, () => $"{Path}: tensor '{e.Name}'");
             owned = true;
         }
+        if (e.DType == ScalarType.Bool) { t = t.to(ScalarType.Bool); owned = true; }
         var target = dtype ?? e.DType;
         if (t.dtype != target) { t = t.to(target); owned = true; }
         if (!owned) t = t.clone();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using static TorchSharp.torch;
 
 namespace Hici.IO;
@@ -7,7 +8,7 @@ namespace Hici.IO;
 /// Writes a checkpoint folder the way HF transformers does: <c>model-0000i-of-0000n.safetensors</c> shards plus
 /// <c>model.safetensors.index.json</c>, or a lone <c>model.safetensors</c> when everything fits in one shard.
 /// </summary>
-public static class SafeTensorsShardedWriter
+public static partial class SafeTensorsShardedWriter
 {
     /// <summary>
     /// Splits <paramref name="tensors"/> (in the given order) into shards of at most <paramref name="maxShardBytes"/>
@@ -36,6 +37,7 @@ public static class SafeTensorsShardedWriter
             SafeTensorsWriter.Save(single, shards[0], metadata);
             // A stale index would take precedence over the new file when the folder is read.
             if (File.Exists(indexPath)) File.Delete(indexPath);
+            RemoveStaleShards(folder, Array.Empty<string>());
             return new[] { single };
         }
 
@@ -65,6 +67,19 @@ public static class SafeTensorsShardedWriter
             fs.WriteByte((byte)'\n');
         });
         written.Add(indexPath);
+        RemoveStaleShards(folder, written);
         return written;
     }
+
+    /// <summary>Shards of an earlier, larger save would otherwise linger beside the new ones (HF removes them too).</summary>
+    private static void RemoveStaleShards(string folder, IReadOnlyList<string> keep)
+    {
+        var keepNames = keep.Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal);
+        foreach (var f in Directory.GetFiles(folder, "model-*-of-*.safetensors"))
+            if (ShardName().IsMatch(Path.GetFileName(f)) && !keepNames.Contains(Path.GetFileName(f)))
+                File.Delete(f);
+    }
+
+    [GeneratedRegex(@"^model-\d{5}-of-\d{5}\.safetensors$")]
+    private static partial Regex ShardName();
 }

@@ -92,7 +92,7 @@ public sealed class SafeTensorsWeightSource : IWeightSource
         _keys.Add(key);
     }
 
-    public IReadOnlyCollection<string> Keys => _keys;
+    public IReadOnlyCollection<string> Keys => _keys.AsReadOnly();
     public bool Contains(string key) => _byKey.ContainsKey(key);
     public long[] Shape(string key) => (long[])Find(key).Entry.Shape.Clone();
     public ScalarType DType(string key) => Find(key).Entry.DType;

@@ -17,6 +17,8 @@ internal static class TorchPickleAllowList
         ["ByteStorage"] = ScalarType.Byte, ["BoolStorage"] = ScalarType.Bool,
     };
 
+    public const long MaxExpandedNumel = 1L << 24;
+
     public const string OrderedDict = "collections.OrderedDict";
     public const string RebuildTensorV2 = "torch._utils._rebuild_tensor_v2";
     public const string RebuildParameter = "torch._utils._rebuild_parameter";
@@ -80,6 +82,9 @@ internal static class TorchPickleAllowList
         catch (OverflowException) { throw error($"tensor on storage '{s.Key}' has a size/stride that overflows"); }
         if (extent > s.Numel)
             throw error($"tensor on storage '{s.Key}' reaches element {extent} but the storage holds {s.Numel}");
+        // Loading materialises views, so a stride-0 view of a tiny storage could ask for terabytes.
+        if (t.Numel > Math.Max(s.Numel, MaxExpandedNumel))
+            throw error($"tensor on storage '{s.Key}' is a view of {t.Numel} elements over {s.Numel}; expanded views this large are refused");
         return t;
     }
 

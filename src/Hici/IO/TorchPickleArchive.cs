@@ -32,7 +32,7 @@ internal sealed class TorchPickleArchive : IDisposable
         try
         {
             try { _zip = new ZipArchive(_file, ZipArchiveMode.Read, leaveOpen: true); }
-            catch (InvalidDataException e)
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
             { throw new HiciException($"{path}: not a PyTorch zip checkpoint ({e.Message}); legacy non-zip torch.save files are not supported", e); }
             if (_zip.Entries.Count > MaxEntries) throw new HiciException($"{path}: zip has {_zip.Entries.Count} entries (limit {MaxEntries})");
             var pkl = _zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal)
@@ -44,7 +44,14 @@ internal sealed class TorchPickleArchive : IDisposable
             var bytes = ReadSmall(pkl[0], MaxPickleBytes);
             Root = new TorchUnpickler(bytes, $"{path}: {pkl[0].FullName}", PersistentLoad).Load();
         }
-        catch { _zip?.Dispose(); _file.Dispose(); throw; }
+        catch (Exception e)
+        {
+            _zip?.Dispose();
+            _file.Dispose();
+            if (e is InvalidDataException or EndOfStreamException)
+                throw new HiciException($"{path}: corrupt zip ({e.Message})", e);
+            throw;
+        }
     }
 
     private void CheckByteOrder()
@@ -59,8 +66,11 @@ internal sealed class TorchPickleArchive : IDisposable
     {
         if (e.Length > max) throw new HiciException($"{Path}: {e.FullName} is {e.Length} bytes (limit {max})");
         var buf = new byte[e.Length];
-        using var s = e.Open();
-        try { s.ReadExactly(buf); }
+        try
+        {
+            using var s = e.Open();
+            s.ReadExactly(buf);
+        }
         catch (EndOfStreamException) { throw new HiciException($"{Path}: {e.FullName} is truncated"); }
         catch (InvalidDataException x) { throw new HiciException($"{Path}: {e.FullName} is corrupt ({x.Message})"); }
         return buf;

@@ -39,7 +39,7 @@ public sealed class TorchPickleWeightSource : IWeightSource
         catch { src.Dispose(); throw; }
     }
 
-    public IReadOnlyCollection<string> Keys => _keys;
+    public IReadOnlyCollection<string> Keys => _keys.AsReadOnly();
     public bool Contains(string key) => _tensors.ContainsKey(key);
     public long[] Shape(string key) => (long[])Find(key).Size.Clone();
     public ScalarType DType(string key) => Find(key).Storage.DType;
@@ -64,6 +64,7 @@ public sealed class TorchPickleWeightSource : IWeightSource
             _archive.ReadRange(t.Storage, t.Offset, span, key);
             r = span.as_strided(t.Size, t.Stride, 0).contiguous();
         }
+        if (t.Storage.DType == ScalarType.Bool) r = r.to(ScalarType.Bool);
         var target = dtype ?? t.Storage.DType;
         if (r.dtype != target) r = r.to(target);
         if (device is not null && device.type != DeviceType.CPU) r = r.to(device);

@@ -13,8 +13,11 @@ public static class AttentionFactory
 {
     public static Attention Create(ModelConfig cfg, int layerIndex, Device? device, ScalarType? dtype) => cfg.Attention switch
     {
+        // With a HiCI config, full attention still holds (and loads) the HiCI modules, unused.
+        AttentionKind.Full when cfg.Hici is not null => new global::Hici.Hierarchical.HiciAttention(cfg, layerIndex, runHici: false, device, dtype),
         AttentionKind.Full => new Attention(cfg, layerIndex, device, dtype),
-        // The hici / chunk branches add their cases here.
+        AttentionKind.Hici => new global::Hici.Hierarchical.HiciAttention(cfg, layerIndex, runHici: true, device, dtype),
+        // The chunk branch adds its case here.
         _ => throw new HiciException($"attention '{cfg.Attention.ToString().ToLowerInvariant()}' is not available in this build (only 'full')"),
     };
 }

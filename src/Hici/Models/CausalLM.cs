@@ -56,17 +56,22 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
 
     /// <summary>
     /// Loads an HF checkpoint folder (config.json + safetensors, single or sharded) in <paramref name="dtype"/>.
-    /// <paramref name="attention"/> selects the attention implementation (not stored in config.json).
+    /// <paramref name="attention"/> selects the attention implementation (not stored in config.json);
+    /// <paramref name="hici"/> the HiCI config (needed for hici; with full it loads the HiCI weights unused).
     /// </summary>
-    public static CausalLM FromPretrained(string dir, ScalarType dtype, Device? device = null, AttentionKind attention = AttentionKind.Full)
+    public static CausalLM FromPretrained(string dir, ScalarType dtype, Device? device = null, AttentionKind attention = AttentionKind.Full,
+        global::Hici.Hierarchical.HiciConfig? hici = null)
     {
         if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
-        var cfg = HfConfigReader.Read(dir) with { Attention = attention };
+        var cfg = HfConfigReader.Read(dir) with { Attention = attention, Hici = hici };
         using var weights = SafeTensorsWeightSource.Open(dir);
         return Load(cfg, weights, dtype, device);
     }
 
-    public void LoadWeights(IWeightSource weights) => WeightLoader.Load(this, weights);
+    /// <summary>Loads every weight; HiCI legacy key prefixes are read as current ones and HiCI shapes are
+    /// checked against <see cref="ModelConfig.Hici"/> first (see HiciCheckpoint.Prepare).</summary>
+    public WeightLoadReport LoadWeights(IWeightSource weights, WeightLoadOptions? options = null) =>
+        WeightLoader.Load(this, global::Hici.Hierarchical.HiciCheckpoint.Prepare(Config, weights), options);
 
     /// <summary>True once no parameter is a meta placeholder.</summary>
     public bool IsMaterialized => parameters().All(p => !p.is_meta);

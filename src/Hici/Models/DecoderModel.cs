@@ -35,9 +35,11 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
         using var scope = torch.NewDisposeScope();
         long len = x.InputIds.shape[1];
         long start = x.Cache?.Length ?? 0;
+        if (x.Cache is not null && x.Cache.Batch != x.InputIds.shape[0])
+            throw new HiciException($"KV cache holds batch {x.Cache.Batch}, the input has batch {x.InputIds.shape[0]}");
         x.Cache?.CheckRoom(len);
         var h = embed_tokens.call(x.InputIds);
-        var rope = _rotary.Tables(start, len, h.dtype);
+        var rope = _rotary.Tables(start, len, h.dtype, x.Cache?.RopeLength);
         for (int i = 0; i < layers.Count; i++)
             h = layers[i].call(new DecoderLayerInput(h, rope, x.Cache?.Layers[i], start));
         x.Cache?.Advance(len);

@@ -45,6 +45,13 @@ public sealed class KvCache : IDisposable
     public long Batch { get; }
     public long Length { get; private set; }
 
+    /// <summary>
+    /// For dynamic-NTK RoPE only: the sequence length to scale for. Null (generation) means "positions
+    /// seen so far", as HF does while decoding. Scoring a known sequence in chunks sets it to the full
+    /// length so every chunk uses the base a single full-length forward would use.
+    /// </summary>
+    public long? RopeLength { get; set; }
+
     public KvCache(ModelConfig cfg, long batch, long maxLength, ScalarType dtype, Device device)
     {
         if (maxLength <= 0) throw new HiciException($"KV cache length must be positive (got {maxLength})");

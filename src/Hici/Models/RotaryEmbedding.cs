@@ -27,13 +27,15 @@ public sealed class RotaryEmbedding : IDisposable
 
     public int Dim => _cfg.HeadDim;
 
-    /// <summary>Tables for positions [start, start+length).</summary>
-    public RopeTables Tables(long start, long length, ScalarType dtype)
+    /// <summary>
+    /// Tables for positions [start, start+length). <paramref name="sequenceLength"/> is the length dynamic
+    /// NTK scales for (default start+length, HF's max(position_ids)+1).
+    /// </summary>
+    public RopeTables Tables(long start, long length, ScalarType dtype, long? sequenceLength = null)
     {
-        // Dynamic NTK depends on the current sequence length (HF: max(position_ids)+1). HF caches the grown
-        // inv_freq across calls; we recompute it per call from the positions alone, which equals HF for any
-        // single forward and keeps the result independent of call history.
-        long seqLen = start + length;
+        // HF caches the grown inv_freq across calls; we recompute it per call from the length alone, which
+        // equals HF for any single forward and keeps the result independent of call history.
+        long seqLen = Math.Max(start + length, sequenceLength ?? 0);
         bool dynamic = _cfg.RopeScaling?.Type == "dynamic" && seqLen > _cfg.MaxPositionEmbeddings;
         using var invDyn = dynamic ? ComputeInvFreq(_cfg, seqLen, _device) : null;
         var inv = invDyn ?? _invFreq;

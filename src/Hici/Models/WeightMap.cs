@@ -34,10 +34,14 @@ public static class WeightMap
     /// <summary>Checkpoint keys that carry no weights (old checkpoints saved RoPE's inv_freq buffer).</summary>
     private static readonly Regex Ignorable = new(@"^model\.(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq$", RegexOptions.Compiled);
 
+    /// <summary>The table plus the HiCI modules' rows (names identical on both sides, spec §7.2).</summary>
+    private static readonly (string Hf, string Ours)[] Rows =
+        Table.Concat(global::Hici.Hierarchical.HiciCheckpoint.WeightMapRows().Select(k => (k, k))).ToArray();
+
     private static readonly (Regex Hf, string Ours)[] FromHf =
-        Table.Select(r => (Pattern(r.Hf), r.Ours)).ToArray();
+        Rows.Select(r => (Pattern(r.Hf), r.Ours)).ToArray();
     private static readonly (Regex Ours, string Hf)[] FromOurs =
-        Table.Select(r => (Pattern(r.Ours), r.Hf)).ToArray();
+        Rows.Select(r => (Pattern(r.Ours), r.Hf)).ToArray();
 
     private static Regex Pattern(string template) =>
         new("^" + Regex.Escape(template).Replace(@"\{}", @"(\d+)") + "$", RegexOptions.Compiled);
@@ -48,7 +52,12 @@ public static class WeightMap
     /// <summary>The checkpoint key for one of our parameter paths, or null if the table has no row for it.</summary>
     public static string? ToHf(string ourPath) => Translate(FromOurs, ourPath);
 
-    public static bool IsIgnorable(string hfKey) => Ignorable.IsMatch(hfKey);
+    /// <summary>
+    /// Keys skipped when the model has no parameter for them: RoPE buffers, and HiCI module weights when the
+    /// model was built without a HiCI config (a merged HiCI export scored with plain full attention).
+    /// </summary>
+    public static bool IsIgnorable(string hfKey) =>
+        Ignorable.IsMatch(hfKey) || global::Hici.Hierarchical.HiciCheckpoint.IsHiciKey(hfKey);
 
     private static string? Translate((Regex From, string To)[] rows, string key)
     {

@@ -140,10 +140,16 @@ public class SafeTensorsWriterTests
             Assert.True(IoFixtures.Same(t, back), name);
         }
 
+        // A smaller sharded save replaces the shards of the larger one.
+        var two = SafeTensorsShardedWriter.Save(dir, tensors.Take(3), maxShardBytes: 150);
+        Assert.Equal(2, Directory.GetFiles(dir, "model-*.safetensors").Length);
+        Assert.Equal(3, two.Count);
+
         // Everything in one shard: a lone model.safetensors, and the stale index must go.
         var single = SafeTensorsShardedWriter.Save(dir, tensors.Take(2), maxShardBytes: 1 << 20);
         Assert.Equal("model.safetensors", Path.GetFileName(Assert.Single(single)));
         Assert.False(File.Exists(Path.Combine(dir, SafeTensorsIndex.FileName)));
+        Assert.Empty(Directory.GetFiles(dir, "model-*.safetensors"));
         using var src2 = SafeTensorsWeightSource.Open(dir);
         Assert.Equal(2, src2.Keys.Count);
         foreach (var (_, t) in tensors) t.Dispose();

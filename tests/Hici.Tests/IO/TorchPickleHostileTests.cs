@@ -13,6 +13,7 @@ public class TorchPickleHostileTests
     [InlineData("not_zip.bin", "not a PyTorch zip checkpoint")]
     [InlineData("storage_size_mismatch.bin", "storage '0' claims 10 x FloatStorage but its entry holds 16 bytes")]
     [InlineData("extent_past_storage.bin", "reaches element 6 but the storage holds 4")]
+    [InlineData("expand_bomb.bin", "is a view of 1099511627776 elements over 4; expanded views this large are refused")]
     [InlineData("negative_stride.bin", "negative or non-integer size/stride")]
     [InlineData("missing_entry.bin", "storage '0' has no zip entry archive/data/0")]
     [InlineData("compressed_entry.bin", "compressed")]
