@@ -25,6 +25,11 @@ qwen3-gqa only, the published HiCI checkpoint layout (architecture spec §7.3-7.
                                           weights plus LoRA under .lora_A.default.weight (fp32)
     expected.safetensors also holds       logprobs_trainable_fp32  base + LoRA + the non-HiCI overrides
                                           hici_merged.<key>        each HiCI projection weight + its LoRA delta
+hici-qwen3/ (a real HiCI model: tests/fixtures/hici/model-qwen3, run through tools/hici_reference.py):
+    adapter/                              LoRA on attention and HiCI q/k/v/o (HiCI keys under legacy prefixes)
+    trainable_params.bin                  the model's HiCI weights (legacy prefixes) + embed/norm overrides
+    expected.safetensors                  input_ids [32]; lp.full (HiCI loaded, unused), lp.train.causal_gi,
+                                          lp.inference.causal_gi (first 30 ids), all with LoRA and overrides
 """
 import collections
 import json
@@ -262,10 +267,74 @@ def make_llama():
     print(f"{name:18s} max|lora - base| logprob {(lp - base).abs().max():.3f}")
 
 
+def make_hici_qwen3():
+    """A HiCI model end to end: the tiny Qwen3 with HiCI modules of tests/fixtures/hici/model-qwen3, LoRA on the
+    attention AND on the HiCI q/k/v/o projections (legacy prefixes in the file), a trainable_params.bin with
+    the HiCI weights and embed/norm/q_norm/k_norm overrides; log-probs from tools/hici_reference.py via
+    make_hici_model_fixtures.forward with every LoRA'd weight replaced by W + (alpha/r)·B·A."""
+    import hici_reference as ref
+    import make_hici_model_fixtures as hm
+
+    src = os.path.join(ROOT, "hici", "model-qwen3")
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(src, "hici_config.json")) as f:
+        hc = json.load(f)
+    stored = read_safetensors(os.path.join(src, "model.safetensors"))
+    base = {k: v for k, v in stored.items() if ".local_constructor." not in k and ".global_integrator." not in k}
+    hici = {k: v.float() for k, v in stored.items() if k not in base}
+    ids = read_safetensors(os.path.join(src, "expected_train.safetensors"))["input_ids"]
+
+    gen = torch.Generator().manual_seed(2468)
+    folder = os.path.join(ROOT, "lora", "hici-qwen3")
+    fresh(folder)
+    r, alpha = 8, 16
+    scale = alpha / r
+    lora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in attention_lora(cfg, base, gen, r, 0.08).items()}
+    hlora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in hici_lora(hici, gen, r, 0.15).items()}
+    write_adapter(os.path.join(folder, "adapter"), peft_config(r, alpha, list(PROJ), base="tiny-qwen3-hici"),
+                  {**peft_tensors(lora, torch.bfloat16), **peft_tensors(hlora, torch.bfloat16, rename=to_legacy)})
+    overrides = trainable_overrides(cfg, base, gen)
+    torch.save(collections.OrderedDict({**overrides, **{to_legacy(k): v for k, v in hici.items()}}),
+               os.path.join(folder, "trainable_params.bin"))
+
+    sd = merged_state_dict({**base, **overrides}, lora, scale)
+    hmerged = dict(hici)
+    for m, (a, b) in hlora.items():
+        hmerged[m + ".weight"] = hici[m + ".weight"] + scale * (b.float() @ a.float())
+    mods = []
+    H = cfg["hidden_size"]
+    for i in range(cfg["num_hidden_layers"]):
+        lc = ref.LocalConstructorMulti(H, hc["num_local_slots"], hc["num_heads"], True, hc["bottleneck_dim"])
+        gi = ref.GlobalIntegratorShared(H, hc["global_slots"], hc["bottleneck_dim"], hc["shared_compress_dim"], hc["num_heads"])
+        for mod, pre in ((lc, "local_constructor."), (gi, "global_integrator.")):
+            mod.load_state_dict({k: hmerged[f"model.layers.{i}.self_attn.{pre}{k}"] for k in mod.state_dict()})
+        mods.append((lc, gi))
+    with torch.no_grad():
+        out = {"input_ids": ids,
+               "lp.full": hm.forward(cfg, sd, mods, ids, None, "train"),
+               "lp.train.causal_gi": hm.forward(cfg, sd, mods, ids, "causal_gi", "train"),
+               "lp.inference.causal_gi": hm.forward(cfg, sd, mods, ids[:30].clone(), "causal_gi", "inference")}
+        # the HiCI LoRA must matter in HiCI mode, or the test could not see it missing
+        plain = []
+        for i in range(cfg["num_hidden_layers"]):
+            lc = ref.LocalConstructorMulti(H, hc["num_local_slots"], hc["num_heads"], True, hc["bottleneck_dim"])
+            gi = ref.GlobalIntegratorShared(H, hc["global_slots"], hc["bottleneck_dim"], hc["shared_compress_dim"], hc["num_heads"])
+            for mod, pre in ((lc, "local_constructor."), (gi, "global_integrator.")):
+                mod.load_state_dict({k: hici[f"model.layers.{i}.self_attn.{pre}{k}"] for k in mod.state_dict()})
+            plain.append((lc, gi))
+        d = (hm.forward(cfg, sd, plain, ids, "causal_gi", "train") - out["lp.train.causal_gi"]).abs().max().item()
+        assert d > 1e-2, f"HiCI LoRA barely changes the log-probs ({d})"
+    mm.write_safetensors(os.path.join(folder, "expected.safetensors"), out,
+                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
+    print(f"{'hici-qwen3':18s} max|HiCI LoRA effect| logprob {d:.3f}")
+
+
 def main():
     torch.set_num_threads(1)
     make_qwen3()
     make_llama()
+    make_hici_qwen3()
 
 
 if __name__ == "__main__":

@@ -51,14 +51,21 @@ public static class LoraMerge
         using var adapter = PeftAdapter.Open(adapterDir);
         using var lm = CausalLM.Create(cfg, outType == ScalarType.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32);
         LoraApplier.Apply(lm, adapter.Config.Lora);
-        using (var src = SafeTensorsWeightSource.Open(baseDir)) lm.LoadWeights(src);
+        using var scope = torch.NewDisposeScope();
+        // A base that already holds HiCI weights (a merged HiCI export) keeps them; the plain model skips them.
+        var hici = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
+        using (var src = SafeTensorsWeightSource.Open(baseDir))
+        {
+            lm.LoadWeights(src);
+            foreach (var k in src.Keys.Where(PeftAdapterKeys.IsHiciModule))
+                hici[PeftAdapterKeys.CurrentHiciName(k)] = src.Load(k, ScalarType.Float32);
+        }
         // HiCI LoRA has no layer in this plain model; it is merged into the HiCI tensors below.
         var adapterReport = adapter.LoadInto(lm, new PeftLoadOptions(Strict: false));
         if (options.Strict && (adapterReport.Missing.Count > 0 || adapterReport.Unexpected.Count > 0))
             throw new HiciException($"{adapter.Origin}: strict merge refused: {string.Join("; ", adapterReport.Lines().Skip(1).Select(l => l.Trim()))}");
         LoraApplier.MergeAll(lm);
 
-        using var scope = torch.NewDisposeScope();
         var adapterOwned = AdapterModules.ParameterPaths(lm);
         var order = new List<string>();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -70,11 +77,11 @@ public static class LoraMerge
             tensors[key] = p.detach();
         }
 
-        List<string> overridden = new(), hiciMerged = new();
-        var hici = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
+        List<string> overridden = new(), hiciMerged;
         if (trainableOverlay is not null)
         {
-            (overridden, hici) = MergeOverlay.Apply(tensors, trainableOverlay, cfg, outType);
+            (overridden, var overlayHici) = MergeOverlay.Apply(tensors, trainableOverlay, cfg, outType);
+            foreach (var (k, t) in overlayHici) hici[k] = t;
             if (MergeOverlay.ResizeVocabulary(tensors, cfg, trainableOverlay.Origin) is { } v)
             {
                 config["vocab_size"] = v;
