@@ -11,17 +11,24 @@ tests/fixtures/hici/refdir-qwen3/   GQA + QK-norm, tied embeddings; vocabulary 2
 tests/fixtures/hici/refdir-llama/   MHA, linear RoPE, untied lm_head; vocabulary 256 → 258 (grown like
                                     Llama-2's [PAD]; new lm_head rows = mean of the old rows); legacy prefixes
                                     global_memory / hierarchical_aggregator
-Each folder: config.json, model.safetensors, trainable_params.bin, and expected.safetensors:
+Each folder also holds a PEFT 0.5 adapter (adapter_config.json r=4 alpha=8 on q/k/v/o, adapter_model.safetensors
+bf16) whose LoRA covers the attention AND the HiCI-internal projections (local_constructor / global_integrator
+q/k/v/o_proj: PEFT's suffix match, spec §7.3; legacy module names in the Llama adapter), computed unmerged by
+the reference as W x + (alpha/r) B A x, here as the fp32 effective weight W + (alpha/r) B A.
+Each folder: config.json, model.safetensors, trainable_params.bin, adapter_*, and expected.safetensors:
     input_ids [32]                 ids < min(base, trained vocabulary) except one id of a new row (llama)
     lp.base_full [32, 256]         the base alone, full attention (nothing loaded from trainable_params.bin)
     lp.full [32, V']               base + overlay, full attention (HiCI loaded, unused: the paper's setting)
     lp.train.<mode> [32, V']       base + overlay, HiCI training forward (ratio 1/4), every causal mode
     lp.inference.causal_gi [30, V'] HiCI inference forward on the first 30 ids (S = 7, padded to 35)
     lp.train.causal_shift.s16 [32, V'] training forward with segment_size 16 (= ratio 1/2: 2 segments)
+    lp.adapter.<key>                base + overlay + adapter: full, train.causal_gi, train.none, train.causal_shift,
+                                    inference.causal_gi (same ids as without the adapter)
 HiCI hyper-parameters (no hici_config.json: a foreign checkpoint): M=4 K=2 h=4 β=32 C=16, i.e.
 --local-slots 4 --global-slots 2 --hici-heads 4 --bottleneck 32 --shared-compress-dim 16.
 """
 import collections
+import copy
 import json
 import os
 import sys
@@ -56,6 +63,55 @@ def resize(t, rows):
     if rows <= t.shape[0]:
         return t[:rows].clone()
     return torch.cat([t, t.mean(dim=0, keepdim=True).expand(rows - t.shape[0], -1)], dim=0)
+
+
+R, ALPHA = 4, 8
+ADAPTER_CONFIG = {
+    "auto_mapping": None, "base_model_name_or_path": "tiny", "bias": "none", "fan_in_fan_out": False,
+    "inference_mode": True, "init_lora_weights": True, "layers_pattern": None, "layers_to_transform": None,
+    "lora_alpha": ALPHA, "lora_dropout": 0.0, "modules_to_save": None, "peft_type": "LORA", "r": R,
+    "revision": None, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "task_type": "CAUSAL_LM",
+}
+
+
+def lora_pairs(cfg, mods, gen):
+    """module path -> (A [r, in], B [out, r]) bf16-rounded: attention q/k/v/o and the HiCI q/k/v/o_proj."""
+    H, d = cfg["hidden_size"], mm.head_dim_of(cfg)
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    out = {}
+
+    def pair(fan_in, fan_out):
+        a = torch.randn(R, fan_in, generator=gen) / fan_in ** 0.5
+        b = 0.3 * torch.randn(fan_out, R, generator=gen) / R ** 0.5
+        return a.to(torch.bfloat16), b.to(torch.bfloat16)
+    for i, (lc, gi) in enumerate(mods):
+        a = f"model.layers.{i}.self_attn."
+        for name, (fi, fo) in {"q_proj": (H, nh * d), "k_proj": (H, nkv * d), "v_proj": (H, nkv * d), "o_proj": (nh * d, H)}.items():
+            out[a + name] = pair(fi, fo)
+        for sub, m in (("local_constructor", lc), ("global_integrator", gi)):
+            for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                w = getattr(m, name).weight
+                out[f"{a}{sub}.{name}"] = pair(w.shape[1], w.shape[0])
+    return out
+
+
+def with_lora(sd, mods, pairs):
+    """Effective fp32 weights W + (alpha/r)·B·A for the attention (in sd) and the HiCI modules (copies)."""
+    scale = ALPHA / R
+    sd = dict(sd)
+    new_mods = [copy.deepcopy(m) for m in mods]
+    for path, (a, b) in pairs.items():
+        delta = scale * (b.float() @ a.float())
+        layer = int(path.split(".")[2])
+        for sub, idx in (("local_constructor", 0), ("global_integrator", 1)):
+            if f".{sub}." in path:
+                lin = getattr(new_mods[layer][idx], path.rsplit(".", 1)[1])
+                with torch.no_grad():
+                    lin.weight += delta
+                break
+        else:
+            sd[path + ".weight"] = sd[path + ".weight"] + delta
+    return sd, new_mods
 
 
 def main():
@@ -119,6 +175,23 @@ def main():
                 out["lp.train." + mode] = hm.forward(cfg, sd, mods, ids[None], None, mode, "train")[0]
             out["lp.inference.causal_gi"] = hm.forward(cfg, sd, mods, ids[None, :30], None, "causal_gi", "inference")[0]
             out["lp.train.causal_shift.s16"] = hm.forward(cfg, sd, mods, ids[None], None, "causal_shift", "train", segment_size=16)[0]
+            pairs = lora_pairs(cfg, mods, torch.Generator().manual_seed(7700 + n))
+            sdl, modsl = with_lora(sd, mods, pairs)
+            out["lp.adapter.full"] = hm.forward(cfg, sdl, modsl, ids[None])[0]
+            for mode in ("causal_gi", "none", "causal_shift"):
+                out["lp.adapter.train." + mode] = hm.forward(cfg, sdl, modsl, ids[None], None, mode, "train")[0]
+            out["lp.adapter.inference.causal_gi"] = hm.forward(cfg, sdl, modsl, ids[None, :30], None, "causal_gi", "inference")[0]
+            d = (out["lp.adapter.train.causal_gi"] - out["lp.train.causal_gi"]).abs().max().item()
+            assert d > 1e-2, f"{name}: the adapter barely changes the log-probs ({d})"
+        with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+            json.dump(ADAPTER_CONFIG, f, indent=2)
+        rename = (lambda m: m.replace(".local_constructor.", ".global_memory.").replace(".global_integrator.", ".hierarchical_aggregator.")) \
+            if legacy else (lambda m: m)
+        tensors = {}
+        for path, (a, b) in pairs.items():
+            tensors[f"base_model.model.{rename(path)}.lora_A.weight"] = a
+            tensors[f"base_model.model.{rename(path)}.lora_B.weight"] = b
+        mm.write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors, {"format": "pt"})
         mm.write_safetensors(os.path.join(folder, "expected.safetensors"), out, {"source": "tools/make_hici_reference_folder.py"})
         print(name, "ok", {k: tuple(v.shape) for k, v in out.items()})
 

@@ -26,6 +26,7 @@ public static class AuditCausalityCommand
         cmd.Options.Add(seed);
         cmd.Options.Add(position);
         cmd.Options.Add(ScoreCommand.Trainable);
+        cmd.Options.Add(ScoreCommand.Adapter);
         cmd.Options.Add(ScoreCommand.Strict);
         HiciOptions.AddTo(cmd);
         Common.AddComputeOptions(cmd);
@@ -58,7 +59,7 @@ public static class AuditCausalityCommand
             using var loaded = HiciModelLoader.Load(new ModelLoadRequest(dir)
             {
                 DType = Common.ParseDtype(pr.GetValue(Common.Dtype)!), Device = Common.ParseDevice(pr.GetValue(Common.Device)!),
-                Attention = kind, Hici = hc, Trainable = tr, Strict = pr.GetValue(ScoreCommand.Strict),
+                Attention = kind, Hici = hc, Trainable = tr, AdapterDir = pr.GetValue(ScoreCommand.Adapter), Strict = pr.GetValue(ScoreCommand.Strict),
             });
             foreach (var line in loaded.ReportLines()) Console.WriteLine(line);
             var r = CausalityAudit.Run(loaded.Model, tokens, p, replacement, segments);

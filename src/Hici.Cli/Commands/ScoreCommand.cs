@@ -13,7 +13,11 @@ public static class ScoreCommand
     {
         Description = "The reference's trainable_params.bin (embeddings, norms, HiCI weights; or a .safetensors with its keys) to load over the model",
     };
-    public static readonly Option<bool> Strict = new("--strict") { Description = "Missing or unexpected keys in --trainable are errors" };
+    public static readonly Option<string?> Adapter = new("--adapter")
+    {
+        Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors/.bin), applied unmerged after --trainable; covers the HiCI projections too",
+    };
+    public static readonly Option<bool> Strict = new("--strict") { Description = "Missing or unexpected keys in --trainable or --adapter are errors" };
 
     public static Command Build()
     {
@@ -29,6 +33,7 @@ public static class ScoreCommand
         cmd.Options.Add(outFile);
         cmd.Options.Add(chunk);
         cmd.Options.Add(Trainable);
+        cmd.Options.Add(Adapter);
         cmd.Options.Add(Strict);
         HiciOptions.AddTo(cmd);
         Common.AddComputeOptions(cmd);
@@ -55,12 +60,14 @@ public static class ScoreCommand
                 : throw new HiciException($"--text needs a tokenizer, which this build does not include yet (the 'text' branch adds it); tokenize elsewhere and pass --ids FILE.json");
             string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
 
-            if (UnrequestedFiles(dir, tr?.Origin) is { Length: > 0 } unused)
-                Console.WriteLine($"note        {dir} also holds {unused}; not loaded (pass --trainable FILE to use a trainable_params.bin)");
+            string? adapterDir = pr.GetValue(Adapter);
+            if (adapterDir is not null && !Directory.Exists(adapterDir)) throw new HiciException($"{adapterDir}: no such adapter folder");
+            if (UnrequestedFiles(dir, tr?.Origin, adapterDir) is { Length: > 0 } unused)
+                Console.WriteLine($"note        {dir} also holds {unused}; not loaded unless asked (--trainable FILE, --adapter DIR)");
             Common.InitTorch(pr);
             using var loaded = HiciModelLoader.Load(new ModelLoadRequest(dir)
             {
-                DType = dtype, Device = device, Attention = kind, Hici = hc, Trainable = tr, Strict = pr.GetValue(Strict),
+                DType = dtype, Device = device, Attention = kind, Hici = hc, Trainable = tr, AdapterDir = adapterDir, Strict = pr.GetValue(Strict),
             });
             foreach (var line in loaded.ReportLines()) Console.WriteLine(line);
             Console.WriteLine($"attention   {attention}");
@@ -80,12 +87,13 @@ public static class ScoreCommand
     }
 
     /// <summary>Checkpoint files in the folder that score only loads when asked ("" when none).</summary>
-    internal static string UnrequestedFiles(string dir, string? trainableUsed)
+    internal static string UnrequestedFiles(string dir, string? trainableUsed, string? adapterUsed)
     {
+        static bool Same(string? a, string b) => a is not null && Path.GetFullPath(a).TrimEnd('/') == Path.GetFullPath(b).TrimEnd('/');
         var names = new List<string>();
         var tp = Path.Combine(dir, TrainableParams.FileName);
-        if (File.Exists(tp) && (trainableUsed is null || Path.GetFullPath(trainableUsed) != Path.GetFullPath(tp))) names.Add(TrainableParams.FileName);
-        if (File.Exists(Path.Combine(dir, "adapter_config.json"))) names.Add("adapter_config.json");
+        if (File.Exists(tp) && !Same(trainableUsed, tp)) names.Add(TrainableParams.FileName);
+        if (File.Exists(Path.Combine(dir, "adapter_config.json")) && !Same(adapterUsed, dir)) names.Add("adapter_config.json");
         return string.Join(" and ", names);
     }
 

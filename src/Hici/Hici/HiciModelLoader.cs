@@ -1,4 +1,5 @@
 using Hici.IO;
+using Hici.Lora;
 using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,7 +16,10 @@ public sealed record ModelLoadRequest(string ModelDir)
     public HiciConfig? Hici { get; init; }
     /// <summary>A reference trainable_params.bin (or .safetensors with its keys) loaded over the base.</summary>
     public TrainableSource? Trainable { get; init; }
-    /// <summary>Missing / unexpected keys of the overlay are errors.</summary>
+    /// <summary>A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors/.bin), applied last,
+    /// unmerged, as the reference eval's PeftModel.from_pretrained — on the HiCI projections too.</summary>
+    public string? AdapterDir { get; init; }
+    /// <summary>Missing / unexpected keys of the overlay or the adapter are errors.</summary>
     public bool Strict { get; init; }
 }
 
@@ -25,12 +29,20 @@ public sealed class LoadedModel : IDisposable
     public required CausalLM Model { get; init; }
     public required WeightLoadReport Base { get; init; }
     public TrainableLoadReport? Trainable { get; init; }
+    public PeftLoadReport? Adapter { get; init; }
     /// <summary>HiCI tensors in neither the base folder nor the overlay (only possible with full attention: unused).</summary>
     public IReadOnlyList<string> HiciNotLoaded { get; init; } = Array.Empty<string>();
 
     public IEnumerable<string> ReportLines()
     {
         if (Trainable is not null) foreach (var l in Trainable.Lines()) yield return l;
+        if (Adapter is not null)
+        {
+            var lines = Adapter.Lines().ToList();
+            yield return $"adapter     {lines[0]["adapter ".Length..]}" + (Adapter.Loaded.Any(PeftAdapterKeys.IsHiciModule)
+                ? $" ({Adapter.Loaded.Count(PeftAdapterKeys.IsHiciModule)} of them inside the HiCI modules)" : "");
+            foreach (var l in lines.Skip(1)) yield return "  " + l.Trim();
+        }
         if (HiciNotLoaded.Count > 0)
             yield return $"note        {HiciNotLoaded.Count} HiCI tensors are in no checkpoint; full attention does not use them";
     }
@@ -77,7 +89,15 @@ public static class HiciModelLoader
                     $"HiCI attention needs the HiCI weights, but {notLoaded.Count} HiCI tensors are in neither {req.ModelDir}" +
                     (tr is null ? "" : $" nor {tr.Origin}") + $" (e.g. {notLoaded[0]})" +
                     (tr is null ? "; pass the checkpoint's trainable_params.bin with --trainable" : ""));
-            return new LoadedModel { Model = lm, Base = baseReport, Trainable = trReport, HiciNotLoaded = notLoaded };
+            PeftLoadReport? adapterReport = null;
+            if (req.AdapterDir is { } ad)
+            {
+                using var adapter = PeftAdapter.Open(ad);
+                adapterReport = adapter.ApplyTo(lm, req.Device, new PeftLoadOptions(Strict: req.Strict));
+                LoraApplier.SetTrainable(lm, false);
+            }
+            lm.eval();   // no LoRA dropout, no mixed segment ratios: this is evaluation
+            return new LoadedModel { Model = lm, Base = baseReport, Trainable = trReport, Adapter = adapterReport, HiciNotLoaded = notLoaded };
         }
         catch
         {

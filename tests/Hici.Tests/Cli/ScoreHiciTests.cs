@@ -76,10 +76,60 @@ public class ScoreHiciTests
         Assert.True(d <= Tol, $"{model} {key}: max |Δ logprob| {d:E3}");
         Assert.Contains("trainable   ", r.Out);
         Assert.Contains("0 missing, 0 unexpected", r.Out);
-        Assert.DoesNotContain("not loaded", r.Out);          // the folder's trainable_params.bin was asked for
+        // the folder's trainable_params.bin was asked for, its adapter was not
+        Assert.Contains("also holds adapter_config.json; not loaded unless asked", r.Out);
         if (key == "lp.train.none") Assert.Contains("is not a language-model perplexity", r.Out);
         if (key == "lp.train.causal_shift.s16") Assert.Contains("2 segments of 16 tokens", r.Out);
         if (key == "lp.full") Assert.Contains("attention   full (HiCI modules loaded, not run", r.Out);
+    }
+
+    public static readonly TheoryData<string, string, string[]> AdapterCases = new()
+    {
+        { "qwen3", "lp.adapter.full", new[] { "--attention", "full" } },
+        { "llama", "lp.adapter.full", new string[0] },
+        { "qwen3", "lp.adapter.train.causal_gi", new[] { "--attention", "hici", "--causal-mode", "causal_gi" } },
+        { "llama", "lp.adapter.train.causal_gi", new[] { "--attention", "hici", "--causal-mode", "causal_gi" } },
+        { "qwen3", "lp.adapter.train.none", new[] { "--attention", "hici", "--causal-mode", "none" } },
+        { "llama", "lp.adapter.train.causal_shift", new[] { "--attention", "hici", "--causal-mode", "causal_shift" } },
+        { "qwen3", "lp.adapter.inference.causal_gi", new[] { "--attention", "hici", "--causal-mode", "causal_gi", "--hici-forward", "inference" } },
+        { "llama", "lp.adapter.inference.causal_gi", new[] { "--attention", "hici", "--causal-mode", "causal_gi", "--hici-forward", "inference" } },
+    };
+
+    /// <summary>
+    /// The whole reference-layout folder: base + trainable_params.bin + adapter (LoRA on q/k/v/o of the
+    /// attention and of the HiCI modules; Llama's under legacy module names), strict.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AdapterCases))]
+    public void ScoreWithTrainableAndAdapterMatchesReference(string model, string key, string[] flags)
+    {
+        using var scope = NewDisposeScope();
+        using var exp = Fixture.Open($"refdir-{model}/expected.safetensors");
+        var ids = Ids(exp, take: key.Contains(".inference.") ? 30 : null);
+        var (r, lp) = Score(ids, new[] { "--model", Folder(model), "--trainable", TrainableOf(model), "--adapter", Folder(model), "--strict" }
+            .Concat(HiciFlags).Concat(flags).ToArray());
+        Assert.True(r.Code == 0, r.Err);
+        double d = MaxDiff(exp[key], ids, lp);
+        Assert.True(d <= Tol, $"{model} {key}: max |Δ logprob| {d:E3}");
+        Assert.Contains("loaded LoRA for 24 modules (16 of them inside the HiCI modules)", r.Out);
+        Assert.DoesNotContain("not loaded unless asked", r.Out);
+    }
+
+    [Fact]
+    public void AdapterHiciLoraWithoutHiciModulesIsIgnoredOrRefusedWhenStrict()
+    {
+        using var exp = Fixture.Open("refdir-qwen3/expected.safetensors");
+        var ids = Ids(exp, "base_input_ids");
+        // a plain model (no --trainable, no HiCI flags): the HiCI LoRA has nowhere to go
+        var (r, _) = Score(ids, "--model", Folder("qwen3"), "--adapter", Folder("qwen3"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("loaded LoRA for 8 modules", r.Out);
+        Assert.Contains("ignored (model has no HiCI modules): 32", r.Out);   // 16 modules × A, B
+        Assert.Contains("also holds trainable_params.bin;", r.Out);
+        var e = CliRunner.AssertOneLineError(Score(ids, "--model", Folder("qwen3"), "--adapter", Folder("qwen3"), "--strict").R);
+        Assert.Contains("strict", e);
+        e = CliRunner.AssertOneLineError(Score(ids, "--model", Folder("qwen3"), "--adapter", Path.Combine(Folder("qwen3"), "nope")).R);
+        Assert.Contains("no such adapter folder", e);
     }
 
     [Fact]
@@ -90,7 +140,7 @@ public class ScoreHiciTests
         var ids = Ids(exp, "base_input_ids");
         var (r, lp) = Score(ids, "--model", Folder("qwen3"));
         Assert.True(r.Code == 0, r.Err);
-        Assert.Single(r.Out.Split('\n'), l => l.StartsWith("note") && l.Contains("also holds trainable_params.bin; not loaded"));
+        Assert.Single(r.Out.Split('\n'), l => l.StartsWith("note") && l.Contains("also holds trainable_params.bin and adapter_config.json; not loaded unless asked"));
         Assert.True(MaxDiff(exp["lp.base_full"], ids, lp) <= Tol);
     }
 
