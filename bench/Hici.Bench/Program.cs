@@ -11,12 +11,19 @@ using static TorchSharp.torch;
 // matmul rate in the same run, and the same model in PyTorch eager (Debian python3-torch) as a ratio.
 // Usage: dotnet run -c Release --project bench/Hici.Bench -- [--lengths 512,2048,8192] [--dtypes fp32,bf16]
 //        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
+//        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = BenchArgs.Parse(args);
 var st = TorchRuntime.Probe();
 if (!st.Loaded) { Console.Error.WriteLine($"native backend does not load: {st.Error}\n{st.Advice}"); return 1; }
 torch.set_num_threads(opts.Threads);
 Console.WriteLine($"HiCI.NET benchmark: TorchSharp {st.TorchSharpVersion}, libtorch {st.LibTorchVersion}, {opts.Threads} threads, {Environment.ProcessorCount} cores");
+
+if (opts.Hici)
+{
+    HiciBench.Run(opts.LengthsGiven ? opts.Lengths : HiciBench.DefaultLengths, Matmul.Gflops(1024, ScalarType.Float32));
+    return 0;
+}
 
 int maxLen = opts.Lengths.Max() + opts.DecodeSteps + 1;
 var cfg = BenchModel.Config(maxLen);
