@@ -37,6 +37,8 @@ public sealed class HfTokenizer : ITextTokenizer
         _rawMatcher = new AddedTokenMatcher(AddedTokens.Where(t => !t.Normalized).Select(t => (t.Content, t)));
         _normalizedMatcher = new AddedTokenMatcher(AddedTokens.Where(t => t.Normalized)
             .Select(t => (_normalizer?.Normalize(t.Content) ?? t.Content, t)));
+        BosToken = parts.BosToken;
+        EosToken = parts.EosToken;
         BosId = parts.BosToken is null ? null : TokenToId(parts.BosToken);
         EosId = parts.EosToken is null ? null : TokenToId(parts.EosToken);
         ChatTemplate = parts.ChatTemplate;
@@ -62,6 +64,10 @@ public sealed class HfTokenizer : ITextTokenizer
     public int? EosId { get; }
     public IReadOnlyList<int> EosIds { get; }
     public IReadOnlyList<AddedToken> AddedTokens { get; }
+
+    /// <summary>bos_token / eos_token of tokenizer_config.json (chat templates use them).</summary>
+    public string? BosToken { get; }
+    public string? EosToken { get; }
 
     /// <summary>The raw Jinja chat_template of tokenizer_config.json (the default one if it has several).</summary>
     public string? ChatTemplate { get; }
