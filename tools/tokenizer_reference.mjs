@@ -150,6 +150,39 @@ function writeBulkFixtures(tokenizers) {
   fs.writeFileSync(path.join(outTok, "bulk.expected.json"), JSON.stringify(doc) + "\n");
 }
 
+// NFC/NFD reference for HiCI.NET's managed normalizer: every decomposable or combining code point of
+// long-stable blocks on its own, and seeded random base+mark sequences (reordering, blocking, Hangul).
+function writeNormalizationFixture() {
+  const out = path.join(root, "tests", "fixtures", "unicode");
+  fs.mkdirSync(out, { recursive: true });
+  const singles = [];
+  const ranges = [[0xa0, 0x2fff], [0x3000, 0x33ff], [0xf900, 0xfaff], [0xfb00, 0xfb4f], [0x1d15e, 0x1d1c0]];
+  for (const [a, b] of ranges)
+    for (let cp = a; cp <= b; cp++) {
+      const c = String.fromCodePoint(cp);
+      if (c.normalize("NFD") !== c || /\p{M}/u.test(c)) singles.push(c);
+    }
+  let seed = 0x13579bdf;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const pool = [
+    ..."aeiouyncszAEIOUNCSZ", "Α", "ω", "ι", "а", "е", "и", "ו", "ب", "क", "ก", "ま", "カ", "ᄀ", "ᄒ", "ᅡ", "ᅵ", "ᆨ", "ᇂ", "가", "힣", "각",
+    ..."\u0300\u0301\u0302\u0303\u0308\u030a\u030c\u0323\u0327\u0328\u031b\u0345\u0344\u0340\u0341\u0343",
+    ..."\u05b0\u05b4\u05bc\u05c1\u0651\u064e\u0650\u093c\u094d\u0e38\u0e48\u3099\u309a\u20d7\u302a",
+    "é", "Å", "ñ", "ǖ", "ṩ", "ế", "ặ", "Ω", "Å", "ώ", "ῷ", "й", "ё", "が", "パ", "\u0958", "\u2126", "\u212b", "\u1e9b",
+  ];
+  const sequences = [];
+  for (let i = 0; i < 1500; i++) {
+    let s = "";
+    const n = 1 + Math.floor(rand() * 8);
+    for (let j = 0; j < n; j++) s += pool[Math.floor(rand() * pool.length)];
+    sequences.push(s);
+  }
+  const cases = [...singles, ...sequences].map((s) => [s, s.normalize("NFC"), s.normalize("NFD")]);
+  fs.writeFileSync(path.join(out, "normalization.expected.json"),
+    JSON.stringify({ generator: `node ${process.versions.node} (ICU ${process.versions.icu}, Unicode ${process.versions.unicode}) String.prototype.normalize`, columns: ["text", "nfc", "nfd"], cases }) + "\n");
+  console.log(`normalization: ${cases.length} cases`);
+}
+
 function main() {
   fs.mkdirSync(outTok, { recursive: true });
   fs.mkdirSync(outChat, { recursive: true });
@@ -178,6 +211,7 @@ function main() {
     console.log(`${name}: ${cases.length} cases`);
   }
   writeBulkFixtures(loaded);
+  writeNormalizationFixture();
   writeChatFixtures();
 }
 

@@ -4,11 +4,11 @@ using System.Text;
 namespace Hici.Text.Unicode;
 
 /// <summary>
-/// NFC and NFD implemented in managed code. The repository runs with InvariantGlobalization, where
-/// <see cref="string.Normalize()"/> silently returns non-ASCII input unchanged, and Qwen-style
-/// tokenizers put NFC in front of everything. Tables: <see cref="UnicodeData"/> (generated).
+/// NFC and NFD in managed code. Use these instead of <see cref="string.Normalize()"/>: the repository
+/// runs with InvariantGlobalization, where that silently returns non-ASCII text unchanged, and
+/// Qwen-style tokenizers put NFC in front of everything. Tables: UnicodeData.g.cs (generated).
 /// </summary>
-internal static class CanonicalNormalizer
+public static class CanonicalNormalizer
 {
     const int SBase = 0xAC00, LBase = 0x1100, VBase = 0x1161, TBase = 0x11A7;
     const int LCount = 19, VCount = 21, TCount = 28, NCount = VCount * TCount, SCount = LCount * NCount;
