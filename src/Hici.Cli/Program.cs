@@ -6,4 +6,5 @@ var root = new RootCommand("hici: load, run, fine-tune and evaluate long-context
 root.Options.Add(Common.Verbose);
 // One line per command; each command lives in Commands/<Name>Command.cs.
 root.Subcommands.Add(DoctorCommand.Build());
+root.Subcommands.Add(TokenizeCommand.Build());
 return root.Parse(args).Invoke();
