@@ -43,8 +43,14 @@ public static class TokenizeCommand
                 output.WriteLine(JsonArray(tok.Encode(t, special)));
                 return 0;
             }
+            // Console.Out flushes every line; batching keeps large files from being syscall-bound.
+            var batch = new StringBuilder();
             foreach (var line in ReadTexts(file!))
-                output.WriteLine($"{{\"ids\":{JsonArray(tok.Encode(line, special))}}}");
+            {
+                batch.Append("{\"ids\":").Append(JsonArray(tok.Encode(line, special))).Append('}').Append('\n');
+                if (batch.Length > 1 << 16) { output.Write(batch.ToString()); batch.Clear(); }
+            }
+            output.Write(batch.ToString());
             return 0;
         }));
         return cmd;

@@ -25,7 +25,7 @@ internal sealed class BpeModel
     readonly Lazy<HashSet<long>> _bigrams;
     int _cacheCount;
 
-    [ThreadStatic] static PriorityQueue<int, long>? t_queue;
+    [ThreadStatic] static Scratch? t_scratch;
 
     public BpeModel(Dictionary<string, int> vocab, Dictionary<long, long> merges, int? unkId, bool fuseUnk,
         bool byteFallback, bool ignoreMerges, string? continuingSubwordPrefix, string? endOfWordSuffix)
@@ -109,21 +109,23 @@ internal sealed class BpeModel
 
     int[] Merge(string word)
     {
-        var symbols = new List<int>(word.Length);
+        var sc = t_scratch ??= new Scratch();
+        var symbols = sc.Symbols;
+        symbols.Clear();
         InitialSymbols(word, symbols);
         int n = symbols.Count;
         if (n <= 1) return symbols.ToArray();
 
-        var id = symbols.ToArray();
-        var prev = new int[n];
-        var next = new int[n];
-        var alive = new bool[n];
-        for (int i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; alive[i] = true; }
+        sc.Ensure(n);
+        int[] id = sc.Id, prev = sc.Prev, next = sc.Next;
+        bool[] alive = sc.Alive;
+        for (int i = 0; i < n; i++) { id[i] = symbols[i]; prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; alive[i] = true; }
 
-        var queue = t_queue ??= new PriorityQueue<int, long>();
+        var queue = sc.Queue;
         queue.Clear();
         for (int i = 0; i + 1 < n; i++) Enqueue(queue, id[i], id[i + 1], i);
 
+        int count = n;
         while (queue.TryDequeue(out int newId, out long priority))
         {
             int pos = (int)(priority & 0xFFFFFFFF);
@@ -134,14 +136,31 @@ internal sealed class BpeModel
             if (!_merges.TryGetValue(Pair(id[pos], id[right]), out long m) || (int)m != newId) continue;
             id[pos] = newId;
             alive[right] = false;
+            count--;
             next[pos] = next[right];
             if (next[pos] >= 0) prev[next[pos]] = pos;
             if (prev[pos] >= 0) Enqueue(queue, id[prev[pos]], id[pos], prev[pos]);
             if (next[pos] >= 0) Enqueue(queue, id[pos], id[next[pos]], pos);
         }
-        var result = new List<int>(n);
-        for (int i = 0; i >= 0; i = next[i]) result.Add(id[i]);
-        return result.ToArray();
+        var result = new int[count];
+        for (int i = 0, k = 0; i >= 0; i = next[i]) result[k++] = id[i];
+        return result;
+    }
+
+    /// <summary>Per-thread buffers, so merging a word allocates only its result.</summary>
+    sealed class Scratch
+    {
+        public readonly List<int> Symbols = new();
+        public readonly PriorityQueue<int, long> Queue = new();
+        public int[] Id = [], Prev = [], Next = [];
+        public bool[] Alive = [];
+
+        public void Ensure(int n)
+        {
+            if (Id.Length >= n) return;
+            int size = Math.Max(n, Id.Length * 2);
+            Id = new int[size]; Prev = new int[size]; Next = new int[size]; Alive = new bool[size];
+        }
     }
 
     void Enqueue(PriorityQueue<int, long> queue, int left, int right, int pos)
