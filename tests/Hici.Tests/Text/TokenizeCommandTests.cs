@@ -14,7 +14,7 @@ public sealed class TokenizeCommandTests : IDisposable
 
     static (int Code, string Out, string Err) Hici(params string[] args)
     {
-        var entry = typeof(Cli.Common).Assembly.EntryPoint ?? throw new InvalidOperationException("hici has no entry point");
+        var entry = typeof(Hici.Cli.Common).Assembly.EntryPoint ?? throw new InvalidOperationException("hici has no entry point");
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         var (stdout, stderr) = (new StringWriter(), new StringWriter());
         Console.SetOut(stdout);
