@@ -15,6 +15,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(ScoreCommand.Build());
         root.Subcommands.Add(TokenizeCommand.Build());
+        root.Subcommands.Add(GenerateCommand.Build());
         return root;
     }
 }
