@@ -83,8 +83,10 @@ say "data: tokenizers and corpus in $DATA"
 # 4. Build. A failed native load once may have left TorchSharp's consolidated copy of libtorch behind.
 cd "$ROOT"
 say "build: dotnet build -c Release"
-dotnet build HiCI.slnx -c Release -nologo -v q -clp:NoSummary 2>&1 | grep -Ev '^\s*$|warning NU1603' || true
-[ -f src/Hici.Cli/bin/Release/net10.0/hici.dll ] || die "build failed (run: dotnet build HiCI.slnx -c Release)"
+if ! dotnet build HiCI.slnx -c Release -nologo -v q -clp:NoSummary -p:WarningLevel=0 >"$ROOT/.data/build.log" 2>&1; then
+  grep -E ': error ' "$ROOT/.data/build.log" | sort -u | head -20 >&2
+  die "build failed (full log: .data/build.log)"
+fi
 HICI="dotnet $ROOT/src/Hici.Cli/bin/Release/net10.0/hici.dll"
 $HICI doctor --quiet || die "the native TorchSharp backend does not load: run '$HICI doctor' for details"
 
@@ -92,9 +94,12 @@ $HICI doctor --quiet || die "the native TorchSharp backend does not load: run '$
 if [ "$DEMO" = 1 ]; then
   say "run: hici doctor"
   $HICI doctor
-  if $HICI demo --help >/dev/null 2>&1; then
+  if $HICI --help | grep -qE "^  demo "; then
     say "run: hici demo (embedded default)"
     $HICI demo
+  else
+    say "run: hici score on the bundled tiny Qwen3 fixture model"
+    $HICI score --model "$ROOT/tests/fixtures/models/qwen3-gqa" --ids "$ROOT/examples/qwen3-tiny-ids.json"
   fi
 fi
 say "done. The CLI: dotnet src/Hici.Cli/bin/Release/net10.0/hici.dll --help (or scripts/hici --help)"

@@ -1,1 +1,96 @@
-Console.WriteLine("bench");
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Hici.Bench;
+using Hici.Models;
+using Hici.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// hici-bench: prefill tokens/s and decode ms/token for the ~58M Qwen3-shaped random model, the machine's
+// matmul rate in the same run, and the same model in PyTorch eager (Debian python3-torch) as a ratio.
+// Usage: dotnet run -c Release --project bench/Hici.Bench -- [--lengths 512,2048,8192] [--dtypes fp32,bf16]
+//        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+var opts = BenchArgs.Parse(args);
+var st = TorchRuntime.Probe();
+if (!st.Loaded) { Console.Error.WriteLine($"native backend does not load: {st.Error}\n{st.Advice}"); return 1; }
+torch.set_num_threads(opts.Threads);
+Console.WriteLine($"HiCI.NET benchmark: TorchSharp {st.TorchSharpVersion}, libtorch {st.LibTorchVersion}, {opts.Threads} threads, {Environment.ProcessorCount} cores");
+
+int maxLen = opts.Lengths.Max() + opts.DecodeSteps + 1;
+var cfg = BenchModel.Config(maxLen);
+Console.WriteLine($"model: Qwen3-shaped, {BenchModel.Parameters(cfg) / 1e6:F1}M parameters (hidden 512, 8 layers, heads 8/4, head_dim 64, MLP 1536, vocab 32000, untied lm_head)");
+
+var rows = new List<Row>();
+var gflops = new Dictionary<string, double>();
+foreach (var dt in opts.DTypes)
+{
+    var dtype = dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+    gflops[dt] = Matmul.Gflops(1024, dtype);
+    Console.WriteLine($"matmul 1024³ {dt}: {gflops[dt]:F0} GFLOP/s");
+    using var model = RandomWeights.Model(cfg, dtype, seed: 0);
+    model.eval();
+    using var _ = torch.no_grad();
+    foreach (var t in opts.Lengths)
+    {
+        var (pre, dec) = Measure(model, t, opts.DecodeSteps);
+        var r = new Row(dt, t, t / pre, dec * 1000,
+            BenchModel.PrefillFlops(cfg, t) / pre / 1e9, BenchModel.DecodeFlops(cfg, t + opts.DecodeSteps / 2) / dec / 1e9);
+        rows.Add(r);
+        Console.WriteLine($"  {dt} T={t}: prefill {r.PrefillTokS:F0} tok/s ({r.PrefillGflops:F0} GFLOP/s), decode {r.DecodeMs:F2} ms/token");
+    }
+}
+
+Dictionary<(string, int), (double Tok, double Ms)> peer = new();
+double? peerGf32 = null, peerGf16 = null;
+if (!opts.NoPeer)
+{
+    var p = Peer.Run(opts, cfg);
+    if (p is null) Console.WriteLine("PyTorch peer: not run (needs /usr/bin/python3 with torch: apt-get install python3-torch libopenblas0-pthread)");
+    else { peer = p.Value.Rows; peerGf32 = p.Value.Gflops.GetValueOrDefault("fp32"); peerGf16 = p.Value.Gflops.GetValueOrDefault("bf16"); }
+}
+
+Console.WriteLine();
+Console.WriteLine("| dtype | tokens | prefill tok/s | prefill GFLOP/s | share of matmul peak | decode ms/token | PyTorch eager prefill tok/s | ratio (ours/PyTorch) | PyTorch decode ms/token | decode ratio (PyTorch/ours) |");
+Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+foreach (var r in rows)
+{
+    var has = peer.TryGetValue((r.DType, r.Tokens), out var pr);
+    Console.WriteLine($"| {r.DType} | {r.Tokens} | {r.PrefillTokS:F0} | {r.PrefillGflops:F0} | {r.PrefillGflops / gflops[r.DType] * 100:F0}% | {r.DecodeMs:F2} | " +
+        (has ? $"{pr.Tok:F0} | {r.PrefillTokS / pr.Tok:F2}× | {pr.Ms:F2} | {pr.Ms / r.DecodeMs:F2}× |" : "– | – | – | – |"));
+}
+Console.WriteLine();
+Console.WriteLine($"matmul 1024³ (TorchSharp/libtorch 2.10): " + string.Join(", ", gflops.Select(kv => $"{kv.Key} {kv.Value:F0} GFLOP/s")) +
+    (peerGf32 is null ? "" : $"; PyTorch peer's BLAS: fp32 {peerGf32:F0}" + (peerGf16 is > 0 ? $", bf16 {peerGf16:F0}" : "") + " GFLOP/s"));
+Console.WriteLine("share of matmul peak = achieved prefill FLOP rate (weights + causal attention + last lm_head row) / measured 1024³ matmul rate of the same dtype.");
+if (opts.Out is not null)
+{
+    File.WriteAllText(opts.Out, JsonSerializer.Serialize(new { rows, gflops, peer = peer.Select(kv => new { dtype = kv.Key.Item1, tokens = kv.Key.Item2, kv.Value.Tok, kv.Value.Ms }) }, new JsonSerializerOptions { WriteIndented = true, IncludeFields = true }));
+    Console.WriteLine($"results written to {opts.Out}");
+}
+return 0;
+
+static (double PrefillSeconds, double DecodeSecondsPerToken) Measure(CausalLM model, int t, int steps)
+{
+    using var gen = new Generator(); gen.manual_seed(t);
+    using var ids = torch.randint(0, model.Config.VocabSize, new long[] { 1, t }, generator: gen);
+    using (var warm = model.NewCache(32)) { using var w = model.Forward(ids.narrow(1, 0, 16), warm, lastOnly: true); }
+    using var cache = model.NewCache(t + steps + 1);
+    var sw = Stopwatch.StartNew();
+    var logits = model.Forward(ids, cache, lastOnly: true);
+    double pre = sw.Elapsed.TotalSeconds;
+    var tok = logits.argmax(-1).view(1, 1); logits.Dispose();
+    sw.Restart();
+    for (int i = 0; i < steps; i++)
+    {
+        using var l = model.Forward(tok, cache, lastOnly: true);
+        var next = l.argmax(-1).view(1, 1);
+        tok.Dispose(); tok = next;
+    }
+    double dec = sw.Elapsed.TotalSeconds / steps;
+    tok.Dispose();
+    return (pre, dec);
+}
+
+record Row(string DType, int Tokens, double PrefillTokS, double DecodeMs, double PrefillGflops, double DecodeGflops);

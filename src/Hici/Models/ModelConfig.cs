@@ -38,6 +38,12 @@ public sealed record ModelConfig
     public string TorchDtype { get; init; } = "float32";
     /// <summary>Not from config.json: the attention implementation to run (full | hici | chunk).</summary>
     public AttentionKind Attention { get; init; } = AttentionKind.Full;
+    /// <summary>
+    /// Not from config.json: the HiCI hyper-parameters (hici_config.json or flags). Required for
+    /// <see cref="AttentionKind.Hici"/>; with <see cref="AttentionKind.Full"/> it makes the model hold (load)
+    /// the HiCI modules without running them, as the reference's full-attention evaluation does.
+    /// </summary>
+    public global::Hici.Hierarchical.HiciConfig? Hici { get; init; }
 
     /// <summary>Qwen3 normalises q and k over head_dim before RoPE.</summary>
     public bool UsesQkNorm => ModelType == "qwen3";

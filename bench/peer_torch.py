@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""PyTorch-eager peer for `hici bench`: the same Qwen3-shaped random model, same shapes, same threads.
+
+Prints one JSON object per line: {"dtype", "tokens", "prefill_tok_s", "decode_ms"} and the machine's
+matmul GFLOP/s as seen by this torch build. Run by bench/Hici.Bench in the same run as the C# side so
+the two are compared under the same load. Needs Debian's python3-torch and libopenblas0-pthread.
+"""
+import json, math, sys, time
+import torch
+import torch.nn.functional as F
+
+def rms(x, w, eps):
+    dt = x.dtype
+    x = x.float()
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return w * x.to(dt)
+
+def rot_half(x):
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+class Model:
+    def __init__(s, c, dtype):
+        g = torch.Generator().manual_seed(0)
+        r = lambda *sh: (torch.randn(*sh, generator=g) * 0.02).to(dtype)
+        H, I, L = c["hidden"], c["mlp"], c["layers"]
+        nq, nk, hd = c["heads"], c["kv_heads"], c["head_dim"]
+        s.c, s.dtype = c, dtype
+        s.emb = r(c["vocab"], H)
+        s.lm_head = r(c["vocab"], H)
+        s.layers = [dict(q=r(nq * hd, H), k=r(nk * hd, H), v=r(nk * hd, H), o=r(H, nq * hd),
+                         qn=torch.ones(hd, dtype=dtype), kn=torch.ones(hd, dtype=dtype),
+                         ln1=torch.ones(H, dtype=dtype), ln2=torch.ones(H, dtype=dtype),
+                         g=r(I, H), u=r(I, H), d=r(H, I)) for _ in range(L)]
+        s.norm = torch.ones(H, dtype=dtype)
+        inv = 1.0 / (c["theta"] ** (torch.arange(0, hd, 2).float() / hd))
+        t = torch.arange(c["max_len"]).float()
+        f = torch.outer(t, inv)
+        e = torch.cat((f, f), -1)
+        s.cos, s.sin = e.cos().to(dtype), e.sin().to(dtype)
+
+    def forward(s, ids, cache, start):
+        c = s.c
+        B, T = ids.shape
+        nq, nk, hd = c["heads"], c["kv_heads"], c["head_dim"]
+        x = F.embedding(ids, s.emb)
+        cos, sin = s.cos[start:start + T], s.sin[start:start + T]
+        for i, l in enumerate(s.layers):
+            h = rms(x, l["ln1"], 1e-6)
+            q = F.linear(h, l["q"]).view(B, T, nq, hd)
+            k = F.linear(h, l["k"]).view(B, T, nk, hd)
+            v = F.linear(h, l["v"]).view(B, T, nk, hd).transpose(1, 2)
+            q = rms(q, l["qn"], 1e-6).transpose(1, 2)
+            k = rms(k, l["kn"], 1e-6).transpose(1, 2)
+            q = q * cos + rot_half(q) * sin
+            k = k * cos + rot_half(k) * sin
+            kc, vc = cache[i]
+            kc[:, :, start:start + T] = k
+            vc[:, :, start:start + T] = v
+            K = kc[:, :, :start + T].repeat_interleave(nq // nk, dim=1)
+            V = vc[:, :, :start + T].repeat_interleave(nq // nk, dim=1)
+            S = start + T
+            # torch 1.13 (Debian 12) has no scaled_dot_product_attention: eager math.
+            w = (q @ K.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+            if T > 1:
+                w = w.masked_fill(~torch.ones(T, S, dtype=torch.bool).tril(S - T), float("-inf"))
+            a = torch.softmax(w.float(), dim=-1).to(s.dtype) @ V
+            x = x + F.linear(a.transpose(1, 2).reshape(B, T, nq * hd), l["o"])
+            h = rms(x, l["ln2"], 1e-6)
+            x = x + F.linear(F.silu(F.linear(h, l["g"])) * F.linear(h, l["u"]), l["d"])
+        x = rms(x[:, -1:], s.norm, 1e-6)
+        return F.linear(x, s.lm_head)
+
+def new_cache(c, dtype, n):
+    return [(torch.zeros(1, c["kv_heads"], n, c["head_dim"], dtype=dtype),
+             torch.zeros(1, c["kv_heads"], n, c["head_dim"], dtype=dtype)) for _ in range(c["layers"])]
+
+def main():
+    a = json.loads(sys.argv[1])
+    torch.set_num_threads(a["threads"])
+    c = a["config"]
+    out = []
+    with torch.inference_mode():
+        for dt in a["dtypes"]:
+            dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dt]
+            n = 1024
+            x = torch.randn(n, n).to(dtype); y = torch.randn(n, n).to(dtype)
+            x @ y
+            t0 = time.perf_counter(); reps = 0
+            while time.perf_counter() - t0 < 0.5:
+                x @ y; reps += 1
+            gf = 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+            print(json.dumps({"dtype": dt, "matmul_gflops": gf}), flush=True)
+            c["max_len"] = max(a["lengths"]) + a["decode_steps"] + 1
+            m = Model(c, dtype)
+            for T in a["lengths"]:
+                ids = torch.randint(0, c["vocab"], (1, T))
+                cache = new_cache(c, dtype, T + a["decode_steps"] + 1)
+                m.forward(ids[:, :16], cache, 0)  # warm-up
+                t0 = time.perf_counter()
+                logits = m.forward(ids, cache, 0)
+                pre = time.perf_counter() - t0
+                tok = logits.argmax(-1)
+                t0 = time.perf_counter()
+                for i in range(a["decode_steps"]):
+                    tok = m.forward(tok.view(1, 1), cache, T + i).argmax(-1)
+                dec = (time.perf_counter() - t0) / a["decode_steps"] * 1000
+                print(json.dumps({"dtype": dt, "tokens": T, "prefill_tok_s": T / pre, "decode_ms": dec}), flush=True)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+using System.Text.RegularExpressions;
+using Hici.IO;
+using Hici.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Hici.Hierarchical;
+
+/// <summary>
+/// A view of a weight source in which the legacy HiCI key prefixes (spec §7.5) read as the current ones:
+/// <c>….self_attn.global_memory.*</c> → <c>….self_attn.local_constructor.*</c> and
+/// <c>….self_attn.hierarchical_aggregator.*</c> → <c>….self_attn.global_integrator.*</c>. A source holding
+/// both spellings of one tensor is refused. Does not own the wrapped source.
+/// </summary>
+public sealed class HiciKeyAliasSource : IWeightSource
+{
+    private static readonly Regex Legacy = new(@"(^|\.)(global_memory|hierarchical_aggregator)\.", RegexOptions.Compiled);
+    private readonly IWeightSource _inner;
+    private readonly Dictionary<string, string> _toInner = new(StringComparer.Ordinal);
+    private readonly List<string> _keys = new();
+
+    /// <summary>(legacy key, current key) pairs that were renamed.</summary>
+    public IReadOnlyList<(string Legacy, string Current)> Renamed { get; }
+
+    private HiciKeyAliasSource(IWeightSource inner)
+    {
+        _inner = inner;
+        var renamed = new List<(string, string)>();
+        foreach (var k in inner.Keys)
+        {
+            string cur = CurrentName(k);
+            if (_toInner.TryGetValue(cur, out var prev))
+                throw new HiciException($"{inner.Origin}: holds both '{prev}' and '{k}' (legacy and current names of one HiCI tensor); keep one");
+            _toInner[cur] = k;
+            _keys.Add(cur);
+            if (cur != k) renamed.Add((k, cur));
+        }
+        Renamed = renamed;
+    }
+
+    public static string CurrentName(string key) => Legacy.Replace(key, m =>
+        m.Groups[1].Value + (m.Groups[2].Value == "global_memory" ? "local_constructor." : "global_integrator."));
+
+    /// <summary>The source itself when it has no legacy key, else an aliasing view.</summary>
+    public static IWeightSource Wrap(IWeightSource src) =>
+        src is HiciKeyAliasSource || !src.Keys.Any(k => Legacy.IsMatch(k)) ? src : new HiciKeyAliasSource(src);
+
+    public IReadOnlyCollection<string> Keys => _keys;
+    public bool Contains(string key) => _toInner.ContainsKey(key);
+    public long[] Shape(string key) => _inner.Shape(Inner(key));
+    public ScalarType DType(string key) => _inner.DType(Inner(key));
+    public Tensor Load(string key, ScalarType? dtype = null, Device? device = null) => _inner.Load(Inner(key), dtype, device);
+    public string Origin => _inner.Origin;
+    public void Dispose() { }
+
+    private string Inner(string key) =>
+        _toInner.TryGetValue(key, out var k) ? k : throw new HiciException($"{Origin}: no tensor '{key}'");
+}
+
+/// <summary>HiCI-specific checks and key handling around the model loader.</summary>
+public static class HiciCheckpoint
+{
+    private static readonly Regex LayerHiciKey =
+        new(@"^model\.layers\.(\d+)\.self_attn\.(local_constructor|global_integrator)\.(.+)$", RegexOptions.Compiled);
+
+    /// <summary>
+    /// Prepares a source for <see cref="WeightLoader"/>: legacy prefixes read as current ones, and when the
+    /// model holds HiCI modules every HiCI tensor is checked against the HiCI config first, so a
+    /// contradiction is reported as such (tensor, both shapes, the config fields) rather than as a generic
+    /// shape mismatch.
+    /// </summary>
+    public static IWeightSource Prepare(ModelConfig cfg, IWeightSource src)
+    {
+        var s = HiciKeyAliasSource.Wrap(src);
+        if (cfg.Hici is { } hc)
+        {
+            for (int i = 0; i < cfg.NumHiddenLayers; i++)
+            {
+                string prefix = $"model.layers.{i}.self_attn.";
+                hc.CheckShapes(cfg.HiddenSize, sub => s.Contains(prefix + sub) ? s.Shape(prefix + sub) : null, src.Origin, prefix);
+            }
+            var expected = new HashSet<string>(hc.ExpectedShapes(cfg.HiddenSize).Select(e => e.Key));
+            foreach (var key in s.Keys)
+            {
+                var m = LayerHiciKey.Match(key);
+                if (!m.Success || key.Contains(".lora_", StringComparison.Ordinal)) continue;
+                string sub = m.Groups[2].Value + "." + m.Groups[3].Value;
+                if (int.Parse(m.Groups[1].Value) >= cfg.NumHiddenLayers || !expected.Contains(sub))
+                    throw new HiciException(
+                        $"{src.Origin}: HiCI tensor '{key}' {HiciConfig.Fmt(s.Shape(key))} has no place in the HiCI config " +
+                        $"(use_bottleneck={(hc.UseBottleneck ? "true" : "false")}, use_shared_compressor={(hc.UseSharedCompressor ? "true" : "false")}, " +
+                        $"use_local_constructor={(hc.UseLocalConstructor ? "true" : "false")}, use_global_integrator={(hc.UseGlobalIntegrator ? "true" : "false")}, " +
+                        $"shared_compress_dim={hc.SharedCompressDim}, bottleneck_dim={hc.BottleneckDim}); the checkpoint was trained with another configuration");
+            }
+        }
+        return s;
+    }
+
+    /// <summary>True for a key of a HiCI module (current or legacy name).</summary>
+    public static bool IsHiciKey(string key) =>
+        Regex.IsMatch(key, @"^model\.layers\.\d+\.self_attn\.(local_constructor|global_integrator|global_memory|hierarchical_aggregator)\.");
+
+    /// <summary>WeightMap rows (HF key = our path) for one layer's HiCI tensors, "{}" = layer index.</summary>
+    public static IEnumerable<string> WeightMapRows()
+    {
+        const string p = "model.layers.{}.self_attn.";
+        foreach (var s in new[] { "memory_slots", "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight" })
+            yield return p + "local_constructor." + s;
+        foreach (var s in new[] { "global_queries", "expand_scale_param", "shared_compressor.0.weight", "shared_compressor.1.weight",
+                     "shared_compressor.1.bias", "stat_expand.0.weight", "stat_expand.1.weight", "stat_expand.1.bias",
+                     "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight", "expand.weight" })
+            yield return p + "global_integrator." + s;
+        for (int i = 0; i < 5; i++)
+            foreach (var s in new[] { "0.weight", "1.weight", "1.bias" })
+                yield return $"{p}global_integrator.stat_compressors.{i}.{s}";
+    }
+}

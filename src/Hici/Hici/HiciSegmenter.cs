@@ -1,0 +1,69 @@
+namespace Hici.Hierarchical;
+
+/// <summary>
+/// The segment-length rule of the reference (spec §4.2 training, §5.1 inference). One instance is shared by
+/// all layers of a model, because with mixed ratios layer 0 draws the ratio and later layers reuse it.
+/// </summary>
+public sealed class HiciSegmenter
+{
+    private readonly HiciConfig _cfg;
+    private readonly Random _rng;
+    private double _currentMixedRatio;
+
+    public HiciSegmenter(HiciConfig cfg, int? seed = null)
+    {
+        _cfg = cfg;
+        _rng = seed is { } s ? new Random(s) : new Random();
+        _currentMixedRatio = cfg.MixedSegmentRatios is { Count: > 0 } r ? r[0] : cfg.SegmentRatio;
+    }
+
+    /// <summary>The ratio drawn by the last layer-0 call in mixed-ratio training.</summary>
+    public double CurrentMixedRatio => _currentMixedRatio;
+
+    /// <summary>
+    /// Segment length S for the training forward. Mixed ratios apply only when <paramref name="training"/>;
+    /// layer 0 draws a new one. Throws a <see cref="HiciException"/> when T is not a multiple of S (the
+    /// reference's reshape crash, spec §4.2 and §10.5).
+    /// </summary>
+    public int TrainingSegmentSize(int seqLen, int layerIdx = 0, bool training = false)
+    {
+        if (seqLen < 1) throw new HiciException($"HiCI: sequence length must be >= 1 (got {seqLen})");
+        int s;
+        if (training && _cfg.MixedSegmentRatios is { Count: > 0 } ratios)
+        {
+            if (layerIdx == 0) _currentMixedRatio = ratios[_rng.Next(ratios.Count)];
+            s = (int)(seqLen * _currentMixedRatio);
+        }
+        else if (_cfg.SegmentSize is { } fixedSize)
+        {
+            s = fixedSize;
+            if (seqLen < s) s = seqLen;
+        }
+        else
+        {
+            s = (int)(seqLen * _cfg.SegmentRatio);
+        }
+        s = Math.Max(1, s);
+        if (seqLen % s != 0)
+            throw new HiciException(
+                $"HiCI training forward: sequence length {seqLen} is not a multiple of the segment length {s} " +
+                $"({RuleText(training)}); the training forward does not pad. Use a length divisible by {s}, " +
+                "another segment rule, or the inference forward (which pads the last segment)");
+        return s;
+    }
+
+    /// <summary>Segment length S for the inference forward (no divisibility needed: the forward pads).</summary>
+    public int InferenceSegmentSize(int seqLen)
+    {
+        if (seqLen < 1) throw new HiciException($"HiCI: sequence length must be >= 1 (got {seqLen})");
+        if (_cfg.InferenceSingleSegment) return seqLen;
+        int s = _cfg.SegmentSize ?? (int)(seqLen * _cfg.SegmentRatio);
+        if (seqLen < s) s = seqLen;
+        return Math.Max(1, s);
+    }
+
+    private string RuleText(bool training) =>
+        training && _cfg.MixedSegmentRatios is { Count: > 0 } ? $"mixed ratio {_currentMixedRatio}"
+        : _cfg.SegmentSize is { } f ? $"segment_size {f}"
+        : $"segment_ratio {_cfg.SegmentRatio}";
+}

@@ -1,0 +1,140 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Hici.Models;
+
+/// <summary>What a layer's attention sees: the normalised hidden states [B, L, hidden], RoPE tables for the
+/// new positions, this layer's cache (null = no cache) and the position of the first new token.</summary>
+public sealed record AttentionInput(Tensor Hidden, RopeTables Rope, LayerKvCache? Cache, long Start);
+
+/// <summary>
+/// Projected, normalised and rotated heads handed to <see cref="Attention.Attend"/>:
+/// Q [B, n_heads, L, d], K and V [B, n_kv, L, d] for the new tokens only.
+/// </summary>
+public sealed record AttentionHeads(Tensor Q, Tensor K, Tensor V);
+
+/// <summary>
+/// Multi-head / grouped-query self-attention as in HF Llama and Qwen3. The module does the projections,
+/// Qwen3's q_norm/k_norm and RoPE; <see cref="Attend"/> (softmax(QKᵀ/√d)V over cache + new tokens) is
+/// virtual so other attention kinds (HiCI, chunked) subclass this and keep the same weights and keys.
+/// Field names are the HF checkpoint keys. Projections are typed as plain modules so LoRA can swap in a
+/// wrapper (see <see cref="ReplaceProjection"/>).
+/// </summary>
+public class Attention : nn.Module<AttentionInput, Tensor>
+{
+    public nn.Module<Tensor, Tensor> q_proj;
+    public nn.Module<Tensor, Tensor> k_proj;
+    public nn.Module<Tensor, Tensor> v_proj;
+    public nn.Module<Tensor, Tensor> o_proj;
+    public RmsNorm? q_norm;
+    public RmsNorm? k_norm;
+
+    protected ModelConfig Config { get; }
+    public int LayerIndex { get; }
+    protected int Heads => Config.NumAttentionHeads;
+    protected int KvHeads => Config.NumKeyValueHeads;
+    protected int HeadDim => Config.HeadDim;
+
+    public Attention(ModelConfig cfg, int layerIndex, Device? device = null, ScalarType? dtype = null, string name = nameof(Attention))
+        : base(name)
+    {
+        Config = cfg;
+        LayerIndex = layerIndex;
+        long h = cfg.HiddenSize, d = cfg.HeadDim;
+        q_proj = nn.Linear(h, cfg.NumAttentionHeads * d, cfg.AttentionBias, device, dtype);
+        k_proj = nn.Linear(h, cfg.NumKeyValueHeads * d, cfg.AttentionBias, device, dtype);
+        v_proj = nn.Linear(h, cfg.NumKeyValueHeads * d, cfg.AttentionBias, device, dtype);
+        o_proj = nn.Linear(cfg.NumAttentionHeads * d, h, false, device, dtype);
+        if (cfg.UsesQkNorm)
+        {
+            q_norm = new RmsNorm(d, cfg.RmsNormEps, device, dtype);
+            k_norm = new RmsNorm(d, cfg.RmsNormEps, device, dtype);
+        }
+        // Subclasses add their own submodules (fields) before calling RegisterComponents themselves.
+        if (GetType() == typeof(Attention)) RegisterComponents();
+    }
+
+    public override Tensor forward(AttentionInput x)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.Hidden.shape[0], l = x.Hidden.shape[1];
+        var q = ProjectQuery(x.Hidden, x.Rope);
+        var (k, v) = ProjectKeyValue(x.Hidden, x.Rope);
+        var o = Attend(new AttentionHeads(q, k, v), x);                 // [B, n_heads, L, d]
+        o = o.transpose(1, 2).reshape(b, l, Heads * HeadDim);
+        return o_proj.call(o).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3) and rotated.</summary>
+    public Tensor ProjectQuery(Tensor hidden, RopeTables rope)
+    {
+        long b = hidden.shape[0], l = hidden.shape[1];
+        var q = q_proj.call(hidden).view(b, l, Heads, HeadDim);
+        if (q_norm is not null) q = q_norm.call(q);                    // over head_dim, before RoPE (Qwen3)
+        return RotaryEmbedding.Apply(q.transpose(1, 2), rope);
+    }
+
+    /// <summary>
+    /// K, V for any states [B, L, hidden] through this layer's own k_proj/v_proj (and k_norm) → [B, n_kv, L, d].
+    /// RoPE is applied when <paramref name="rope"/> is given; HiCI calls this without it for memory tokens.
+    /// </summary>
+    public (Tensor K, Tensor V) ProjectKeyValue(Tensor states, RopeTables? rope)
+    {
+        long b = states.shape[0], l = states.shape[1];
+        var k = k_proj.call(states).view(b, l, KvHeads, HeadDim);
+        if (k_norm is not null) k = k_norm.call(k);
+        k = k.transpose(1, 2);
+        if (rope is not null) k = RotaryEmbedding.Apply(k, rope);
+        var v = v_proj.call(states).view(b, l, KvHeads, HeadDim).transpose(1, 2);
+        return (k, v);
+    }
+
+    /// <summary>
+    /// Causal softmax attention of the new queries over cached + new keys. Returns [B, n_heads, L, d].
+    /// Override for other attention kinds; <paramref name="x"/> gives access to the layer input and cache.
+    /// </summary>
+    protected virtual Tensor Attend(AttentionHeads heads, AttentionInput x)
+    {
+        var (q, k, v) = heads;
+        if (x.Cache is not null) (k, v) = x.Cache.Append(k, v, x.Start);
+        return CausalAttention(q, k, v);
+    }
+
+    /// <summary>
+    /// softmax(QKᵀ/√d)V where the L queries are the last L of the S key positions (bottom-right causal).
+    /// Full prefill uses SDPA's is_casual (top-left aligned, correct only when L == S) on repeated K/V;
+    /// otherwise the query heads of a KV group are folded into the query length, so K/V are not copied
+    /// and the explicit mask is just tiled per group.
+    /// </summary>
+    public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v)
+    {
+        long b = q.shape[0], heads = q.shape[1], l = q.shape[2], d = q.shape[3];
+        long kvHeads = k.shape[1], s = k.shape[2], groups = heads / kvHeads;
+        if (l == s)
+        {
+            return nn.functional.scaled_dot_product_attention(q, RepeatKv(k, groups), RepeatKv(v, groups), is_casual: l > 1);
+        }
+        var qg = q.reshape(b, kvHeads, groups * l, d);
+        Tensor? mask = null;
+        if (l > 1)
+        {
+            // bottom-right aligned: query i (absolute position s-l+i) sees keys 0..s-l+i
+            mask = torch.ones(l, s, dtype: ScalarType.Bool, device: q.device).tril(s - l);
+            if (groups > 1) mask = mask.repeat(groups, 1);
+        }
+        var o = nn.functional.scaled_dot_product_attention(qg, k, v, attn_mask: mask);
+        return o.view(b, heads, l, d);
+    }
+
+    /// <summary>HF repeat_kv: [B, n_kv, S, d] → [B, n_kv·groups, S, d], head h reading kv head h / groups.</summary>
+    public static Tensor RepeatKv(Tensor x, long groups)
+    {
+        if (groups == 1) return x;
+        long b = x.shape[0], kv = x.shape[1], s = x.shape[2], d = x.shape[3];
+        return x.unsqueeze(2).expand(b, kv, groups, s, d).reshape(b, kv * groups, s, d);
+    }
+
+    /// <summary>Swaps q_proj/k_proj/v_proj/o_proj for another module (e.g. a LoRA wrapper); returns the old one.</summary>
+    public nn.Module<Tensor, Tensor> ReplaceProjection(string name, nn.Module<Tensor, Tensor> replacement)
+        => ModuleTree.ReplaceChild(this, name, replacement);
+}

@@ -1,0 +1,116 @@
+using Hici.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Hici.Models;
+
+/// <param name="InputIds">int64 token ids [B, L]: the new tokens (all of them without a cache)</param>
+/// <param name="Cache">positions already processed; the new tokens continue it and are appended to it</param>
+/// <param name="LastOnly">return logits for the last position only (generation) instead of all L</param>
+public sealed record CausalLMInput(Tensor InputIds, KvCache? Cache = null, bool LastOnly = false);
+
+/// <summary>Logits [B, L (or 1), vocab] in the model dtype.</summary>
+public sealed record CausalLMOutput(Tensor Logits);
+
+/// <summary>
+/// Decoder-only language model (HF LlamaForCausalLM / Qwen3ForCausalLM). Built on the meta device, so
+/// construction allocates nothing; <see cref="LoadWeights"/> materialises every parameter from a
+/// checkpoint in the requested dtype and device. With tied embeddings there is no lm_head module: the
+/// logits reuse model.embed_tokens.weight.
+/// </summary>
+public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
+{
+    public DecoderModel model;
+    public nn.Module<Tensor, Tensor>? lm_head;
+
+    public ModelConfig Config { get; }
+    public ScalarType DType { get; }
+    public Device Device { get; }
+
+    private CausalLM(ModelConfig cfg, ScalarType dtype, Device device) : base(nameof(CausalLM))
+    {
+        Config = cfg;
+        DType = dtype;
+        Device = device;
+        model = new DecoderModel(cfg, torch.META, device, dtype);
+        if (!cfg.TieWordEmbeddings) lm_head = nn.Linear(cfg.HiddenSize, cfg.VocabSize, false, torch.META, dtype);
+        RegisterComponents();
+    }
+
+    /// <summary>An unloaded model: the right shapes on the meta device (enough for parameter counts).</summary>
+    public static CausalLM Create(ModelConfig cfg, ScalarType dtype, Device? device = null)
+    {
+        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
+            throw new HiciException($"dtype {dtype} is not supported (float32 or bfloat16)");
+        ValidateConfig(cfg);
+        return new CausalLM(cfg, dtype, device ?? torch.CPU);
+    }
+
+    /// <summary>Creates the model and loads every weight from <paramref name="weights"/> (which the caller keeps).</summary>
+    public static CausalLM Load(ModelConfig cfg, IWeightSource weights, ScalarType dtype, Device? device = null)
+    {
+        var m = Create(cfg, dtype, device);
+        try { m.LoadWeights(weights); return m; }
+        catch { m.Dispose(); throw; }
+    }
+
+    /// <summary>
+    /// Loads an HF checkpoint folder (config.json + safetensors, single or sharded) in <paramref name="dtype"/>.
+    /// <paramref name="attention"/> selects the attention implementation (not stored in config.json);
+    /// <paramref name="hici"/> the HiCI config (needed for hici; with full it loads the HiCI weights unused).
+    /// </summary>
+    public static CausalLM FromPretrained(string dir, ScalarType dtype, Device? device = null, AttentionKind attention = AttentionKind.Full,
+        global::Hici.Hierarchical.HiciConfig? hici = null)
+    {
+        if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
+        var cfg = HfConfigReader.Read(dir) with { Attention = attention, Hici = hici };
+        using var weights = SafeTensorsWeightSource.Open(dir);
+        return Load(cfg, weights, dtype, device);
+    }
+
+    /// <summary>Loads every weight; HiCI legacy key prefixes are read as current ones and HiCI shapes are
+    /// checked against <see cref="ModelConfig.Hici"/> first (see HiciCheckpoint.Prepare).</summary>
+    public WeightLoadReport LoadWeights(IWeightSource weights, WeightLoadOptions? options = null) =>
+        WeightLoader.Load(this, global::Hici.Hierarchical.HiciCheckpoint.Prepare(Config, weights), options);
+
+    /// <summary>True once no parameter is a meta placeholder.</summary>
+    public bool IsMaterialized => parameters().All(p => !p.is_meta);
+
+    public override CausalLMOutput forward(CausalLMInput x)
+    {
+        if (!IsMaterializedFast()) throw new HiciException("the model has no weights yet (built on the meta device); call LoadWeights first");
+        using var scope = torch.NewDisposeScope();
+        var h = model.call(new DecoderModelInput(x.InputIds, x.Cache));
+        if (x.LastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
+        return new CausalLMOutput(logits.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Logits [B, L, vocab] for <paramref name="ids"/> ([B, L] or [L]), continuing <paramref name="cache"/> if given.</summary>
+    public Tensor Forward(Tensor ids, KvCache? cache = null, bool lastOnly = false)
+    {
+        using var scope = torch.NewDisposeScope();
+        var batched = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
+        if (batched.dtype != ScalarType.Int64) batched = batched.to(ScalarType.Int64);
+        if (batched.device != Device) batched = batched.to(Device);
+        return call(new CausalLMInput(batched, cache, lastOnly)).Logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A preallocated cache for up to <paramref name="maxLength"/> positions.</summary>
+    public KvCache NewCache(long maxLength, long batch = 1) => new(Config, batch, maxLength, DType, Device);
+
+    // The loader assigns all parameters or none, so one parameter witnesses the rest (checking all costs per call).
+    private bool IsMaterializedFast() => !model.embed_tokens.weight.is_meta;
+
+    private static void ValidateConfig(ModelConfig c)
+    {
+        var bad = new List<string>();
+        if (c.ModelType is not ("llama" or "qwen3")) bad.Add($"model_type '{c.ModelType}' (supported: llama, qwen3)");
+        if (c.NumAttentionHeads <= 0 || c.NumKeyValueHeads <= 0 || c.NumAttentionHeads % c.NumKeyValueHeads != 0)
+            bad.Add($"num_attention_heads {c.NumAttentionHeads} is not a multiple of num_key_value_heads {c.NumKeyValueHeads}");
+        if (c.HeadDim <= 0 || c.HeadDim % 2 != 0) bad.Add($"head_dim {c.HeadDim} must be positive and even (RoPE rotates pairs)");
+        if (c.HiddenSize <= 0 || c.VocabSize <= 0 || c.NumHiddenLayers <= 0 || c.IntermediateSize <= 0)
+            bad.Add("hidden_size, vocab_size, num_hidden_layers and intermediate_size must be positive");
+        if (bad.Count > 0) throw new HiciException("unsupported model config: " + string.Join("; ", bad));
+    }
+}
