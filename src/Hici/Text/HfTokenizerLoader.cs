@@ -32,8 +32,8 @@ internal static class HfTokenizerLoader
         using var f = JsonFile.Read(jsonPath, MaxTokenizerJsonBytes);
         var root = f.Root;
 
-        var normalizer = f.Get(root, "normalizer") is { } n ? Normalizer(f, n, "normalizer") : null;
-        var preTokenizer = f.Get(root, "pre_tokenizer") is { } p ? PreTokenizer(f, p, "pre_tokenizer") : null;
+        var normalizer = f.Get(root, "normalizer") is { } n ? HfComponents.Normalizer(f, n, "normalizer") : null;
+        var preTokenizer = f.Get(root, "pre_tokenizer") is { } p ? HfComponents.PreTokenizer(f, p, "pre_tokenizer") : null;
         var (model, vocab) = Model(f, f.Object(root, "model", "$"));
         var added = AddedTokens(f, root);
 
@@ -51,7 +51,7 @@ internal static class HfTokenizerLoader
 
         string? bos = null, eos = null, chatTemplate = null, tokenizerClass = null;
         bool cleanUp = false;
-        IPostProcessor? post = f.Get(root, "post_processor") is { } pp ? PostProcessor(f, pp, "post_processor", tokenToId) : null;
+        IPostProcessor? post = f.Get(root, "post_processor") is { } pp ? HfComponents.PostProcessor(f, pp, "post_processor") : null;
         if (config is not null)
         {
             bos = TokenName(config, "bos_token");
@@ -62,7 +62,7 @@ internal static class HfTokenizerLoader
             if (tokenizerClass is not null && BosEosFromConfigClasses.Contains(tokenizerClass))
                 post = BosEosPostProcessor(config, bos, eos, tokenToId);
         }
-        return new HfTokenizerParts(normalizer, preTokenizer, model, post, Decoder(f, root), idToToken, tokenToId, added,
+        return new HfTokenizerParts(normalizer, preTokenizer, model, post, f.Get(root, "decoder") is { } d ? HfComponents.Decoder(f, d, "decoder") : null, idToToken, tokenToId, added,
             bos, eos, cleanUp, chatTemplate, tokenizerClass, System.IO.Path.GetFullPath(jsonPath), config?.Path);
     }
 
@@ -156,152 +156,6 @@ internal static class HfTokenizerLoader
         return list;
     }
 
-    static INormalizer Normalizer(JsonFile f, JsonElement n, string where)
-    {
-        var type = f.RequiredString(n, "type", where);
-        return type switch
-        {
-            "NFC" => new NfcNormalizer(),
-            "NFD" => new NfdNormalizer(),
-            "Prepend" => new PrependNormalizer(f.RequiredString(n, "prepend", where)),
-            "Replace" => new ReplaceNormalizer(Pattern(f, n, where), f.String(n, "content", where) ?? ""),
-            "Strip" => new StripNormalizer(f.Bool(n, "strip_left", where, true), f.Bool(n, "strip_right", where, true)),
-            "Sequence" => new SequenceNormalizer(f.Array(n, "normalizers", where).EnumerateArray()
-                .Select((x, i) => Normalizer(f, x, $"{where}.normalizers[{i}]")).ToList()),
-            _ => throw f.Error($"{where}.type", $"normalizer '{type}' is not supported (supported: NFC, NFD, Prepend, Replace, Strip, Sequence)"),
-        };
-    }
-
-    static IPreTokenizer PreTokenizer(JsonFile f, JsonElement p, string where)
-    {
-        var type = f.RequiredString(p, "type", where);
-        switch (type)
-        {
-            case "Split":
-                var behavior = f.String(p, "behavior", where) ?? "Isolated";
-                if (!Enum.TryParse<SplitBehavior>(behavior, ignoreCase: true, out var b))
-                    throw f.Error($"{where}.behavior", $"'{behavior}' is not a Split behavior");
-                return new SplitPreTokenizer(Pattern(f, p, where), b, f.Bool(p, "invert", where, false));
-            case "ByteLevel":
-                return new ByteLevelPreTokenizer(f.Bool(p, "add_prefix_space", where, true), f.Bool(p, "use_regex", where, true));
-            case "Metaspace":
-                var (replacement, prepend) = MetaspaceOptions(f, p, where);
-                return new MetaspacePreTokenizer(replacement, prepend, f.Bool(p, "split", where, true));
-            case "Sequence":
-                return new SequencePreTokenizer(f.Array(p, "pretokenizers", where).EnumerateArray()
-                    .Select((x, i) => PreTokenizer(f, x, $"{where}.pretokenizers[{i}]")).ToList());
-            default:
-                throw f.Error($"{where}.type", $"pre-tokenizer '{type}' is not supported (supported: Split, ByteLevel, Metaspace, Sequence)");
-        }
-    }
-
-    static (char, MetaspacePrepend) MetaspaceOptions(JsonFile f, JsonElement p, string where)
-    {
-        var rep = f.RequiredString(p, "replacement", where);
-        if (rep.Length != 1) throw f.Error($"{where}.replacement", "expected one character");
-        var scheme = f.String(p, "prepend_scheme", where);
-        var prepend = scheme switch
-        {
-            null => f.Bool(p, "add_prefix_space", where, true) ? MetaspacePrepend.Always : MetaspacePrepend.Never,
-            "always" => MetaspacePrepend.Always,
-            "first" => MetaspacePrepend.First,
-            "never" => MetaspacePrepend.Never,
-            _ => throw f.Error($"{where}.prepend_scheme", $"'{scheme}' is not always/first/never"),
-        };
-        return (rep[0], prepend);
-    }
-
-    static ISplitPattern Pattern(JsonFile f, JsonElement owner, string where)
-    {
-        var pattern = f.Object(owner, "pattern", where);
-        if (f.String(pattern, "Regex", $"{where}.pattern") is { } regex) return SplitPatterns.FromRegex(regex, f.Path);
-        if (f.String(pattern, "String", $"{where}.pattern") is { } literal) return SplitPatterns.FromString(literal);
-        throw f.Error($"{where}.pattern", "expected {\"String\": ...} or {\"Regex\": ...}");
-    }
-
-    static IDecoder? Decoder(JsonFile f, JsonElement root) =>
-        f.Get(root, "decoder") is { } d ? DecoderStep(f, d, "decoder") : null;
-
-    static IDecoder DecoderStep(JsonFile f, JsonElement d, string where)
-    {
-        var type = f.RequiredString(d, "type", where);
-        switch (type)
-        {
-            case "ByteLevel": return new ByteLevelDecoder();
-            case "ByteFallback": return new ByteFallbackDecoder();
-            case "Fuse": return new FuseDecoder();
-            case "Replace": return new ReplaceDecoder(Pattern(f, d, where), f.String(d, "content", where) ?? "");
-            case "Strip":
-                var content = f.RequiredString(d, "content", where);
-                if (content.Length != 1) throw f.Error($"{where}.content", "expected one character");
-                return new StripDecoder(content[0], f.Int(d, "start", where, 0), f.Int(d, "stop", where, 0));
-            case "Metaspace":
-                var (replacement, prepend) = MetaspaceOptions(f, d, where);
-                return new MetaspaceDecoder(replacement, prepend);
-            case "Sequence":
-                return new SequenceDecoder(f.Array(d, "decoders", where).EnumerateArray()
-                    .Select((x, i) => DecoderStep(f, x, $"{where}.decoders[{i}]")).ToList());
-            default:
-                throw f.Error($"{where}.type", $"decoder '{type}' is not supported (supported: ByteLevel, ByteFallback, Fuse, Replace, Strip, Metaspace, Sequence)");
-        }
-    }
-
-    static IPostProcessor PostProcessor(JsonFile f, JsonElement p, string where, Dictionary<string, int> tokenToId)
-    {
-        var type = f.RequiredString(p, "type", where);
-        switch (type)
-        {
-            case "ByteLevel": return new IdentityPostProcessor();
-            case "Sequence":
-                return new SequencePostProcessor(f.Array(p, "processors", where).EnumerateArray()
-                    .Select((x, i) => PostProcessor(f, x, $"{where}.processors[{i}]", tokenToId)).ToList());
-            case "TemplateProcessing":
-                return Template(f, p, where);
-            case "RobertaProcessing":
-            case "BertProcessing":
-                int[] Special(string name)
-                {
-                    var pair = f.Array(p, name, where);
-                    if (pair.GetArrayLength() != 2 || pair[1].ValueKind != JsonValueKind.Number)
-                        throw f.Error($"{where}.{name}", "expected [token, id]");
-                    return [pair[1].GetInt32()];
-                }
-                return new TemplatePostProcessor([Special("cls"), null, Special("sep")]);
-            default:
-                throw f.Error($"{where}.type", $"post-processor '{type}' is not supported (supported: TemplateProcessing, ByteLevel, RobertaProcessing, BertProcessing, Sequence)");
-        }
-    }
-
-    static TemplatePostProcessor Template(JsonFile f, JsonElement p, string where)
-    {
-        var specials = new Dictionary<string, int[]>();
-        if (f.Get(p, "special_tokens") is { ValueKind: JsonValueKind.Object } st)
-            foreach (var prop in st.EnumerateObject())
-            {
-                var ids = f.Array(prop.Value, "ids", $"{where}.special_tokens[{Quote(prop.Name)}]");
-                specials[prop.Name] = ids.EnumerateArray().Select(x => x.TryGetInt32(out int v) && v >= 0 ? v
-                    : throw f.Error($"{where}.special_tokens[{Quote(prop.Name)}].ids", "expected non-negative integers")).ToArray();
-            }
-        var pieces = new List<int[]?>();
-        int i = 0;
-        foreach (var item in f.Array(p, "single", where).EnumerateArray())
-        {
-            var at = $"{where}.single[{i++}]";
-            if (f.Get(item, "SpecialToken") is { } sp)
-            {
-                var id = f.RequiredString(sp, "id", at + ".SpecialToken");
-                pieces.Add(specials.TryGetValue(id, out var ids) ? ids : throw f.Error(at, $"special token {Quote(id)} is not in {where}.special_tokens"));
-            }
-            else if (f.Get(item, "Sequence") is { } seq)
-            {
-                if (f.RequiredString(seq, "id", at + ".Sequence") != "A") throw f.Error(at, "a single-sequence template can only use sequence A");
-                pieces.Add(null);
-            }
-            else throw f.Error(at, "expected {\"SpecialToken\": ...} or {\"Sequence\": ...}");
-        }
-        return new TemplatePostProcessor(pieces);
-    }
-
     static TemplatePostProcessor BosEosPostProcessor(JsonFile config, string? bos, string? eos, Dictionary<string, int> tokenToId)
     {
         bool addBos = config.Bool(config.Root, "add_bos_token", "$", true);
@@ -340,5 +194,5 @@ internal static class HfTokenizerLoader
         }
     }
 
-    static string Quote(string s) => JsonSerializer.Serialize(s);
+    internal static string Quote(string s) => JsonSerializer.Serialize(s);
 }

@@ -44,4 +44,21 @@ public class BulkParityTests
         var failures = files.Where((f, i) => Hash(tok.Encode(File.ReadAllText(Path.Combine(dir, f)), addSpecialTokens: false)) != expected[i]).ToList();
         Assert.True(failures.Count == 0, $"{tokenizer}: ids differ from the reference for Brown files {string.Join(' ', failures.Take(10))}");
     }
+
+    /// <summary>One tokenizer shared by many threads (word cache, scratch buffers) gives the same ids.</summary>
+    [Fact]
+    public void ConcurrentEncodingMatchesReference()
+    {
+        var fuzz = Doc.Value.GetProperty("fuzz");
+        var texts = Strings(fuzz.GetProperty("texts"));
+        var expected = Strings(fuzz.GetProperty("qwen3"));
+        var tok = Hici.Text.HfTokenizer.Load(TestData.TokenizerDir("qwen3")); // fresh: empty cache
+        var wrong = new System.Collections.Concurrent.ConcurrentBag<int>();
+        Parallel.For(0, texts.Length * 4, new ParallelOptions { MaxDegreeOfParallelism = 8 }, k =>
+        {
+            int i = k % texts.Length;
+            if (Hash(tok.Encode(texts[i], addSpecialTokens: false)) != expected[i]) wrong.Add(i);
+        });
+        Assert.Empty(wrong);
+    }
 }

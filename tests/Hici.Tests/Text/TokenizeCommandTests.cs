@@ -1,10 +1,9 @@
+using Hici.Tests.Cli;
+
 namespace Hici.Tests.Text;
 
-[CollectionDefinition("Console", DisableParallelization = true)]
-public sealed class ConsoleCollection;
-
-/// <summary>Runs `hici tokenize` in-process through the CLI's real entry point (Program's root
-/// command), capturing the console; serialised because Console is process-wide.</summary>
+/// <summary>Runs `hici tokenize` in-process through the real command tree (CliRunner), capturing the
+/// console; in the shared "Console" collection because Console is process-wide.</summary>
 [Collection("Console")]
 public sealed class TokenizeCommandTests : IDisposable
 {
@@ -12,16 +11,7 @@ public sealed class TokenizeCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    static (int Code, string Out, string Err) Hici(params string[] args)
-    {
-        var entry = typeof(Hici.Cli.Common).Assembly.EntryPoint ?? throw new InvalidOperationException("hici has no entry point");
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (stdout, stderr) = (new StringWriter(), new StringWriter());
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try { return ((int)entry.Invoke(null, [args])!, stdout.ToString(), stderr.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    static (int Code, string Out, string Err) Hici(params string[] args) => CliRunner.Run(args);
 
     static string Tok(string name) => TestData.TokenizerDir(name);
 
@@ -57,7 +47,7 @@ public sealed class TokenizeCommandTests : IDisposable
         File.WriteAllLines(path, ["{\"text\": \"ok\"}", "", "{\"txt\": 1}"]);
         var (code, _, stderr) = Hici("tokenize", "--tokenizer", Tok("qwen3"), "--input-jsonl", path);
         Assert.Equal(1, code);
-        Assert.Contains($"{path}:3:", stderr);
+        Assert.Contains($"{path}:3:", CliRunner.AssertOneLineError((code, "", stderr)));
     }
 
     [Theory]

@@ -19,20 +19,29 @@ internal static class TokenizerFixtures
         [property: JsonPropertyName("decoded_skip_special")] string DecodedSkipSpecial);
 
     sealed record TextsFile(List<TextCase> Texts);
-    sealed record ExpectedFile(string Tokenizer, string Generator, List<ExpectedCase> Cases);
+    public sealed record Meta(
+        [property: JsonPropertyName("vocab_size")] int VocabSize,
+        [property: JsonPropertyName("bos_token_id")] int? BosTokenId,
+        [property: JsonPropertyName("eos_token_id")] int? EosTokenId,
+        [property: JsonPropertyName("added_tokens")] List<JsonElement> AddedTokens);
+
+    sealed record ExpectedFile(string Tokenizer, string Generator, Meta Meta, List<ExpectedCase> Cases);
 
     static readonly JsonSerializerOptions Options = new() { PropertyNameCaseInsensitive = true };
 
     static readonly Lazy<Dictionary<string, TextCase>> LazyTexts = new(() =>
         Read<TextsFile>(TestData.Fixture("tokenizers", "texts.json")).Texts.ToDictionary(t => t.Name));
 
-    static readonly Dictionary<string, Lazy<Dictionary<string, ExpectedCase>>> LazyExpected =
-        TestData.TokenizerNames.ToDictionary(n => n, n => new Lazy<Dictionary<string, ExpectedCase>>(() =>
-            Read<ExpectedFile>(TestData.Fixture("tokenizers", $"{n}.expected.json")).Cases.ToDictionary(c => c.Name)));
+    static readonly Dictionary<string, Lazy<ExpectedFile>> LazyExpected =
+        TestData.TokenizerNames.ToDictionary(n => n, n => new Lazy<ExpectedFile>(() =>
+            Read<ExpectedFile>(TestData.Fixture("tokenizers", $"{n}.expected.json"))));
 
     public static IReadOnlyDictionary<string, TextCase> Texts => LazyTexts.Value;
 
-    public static ExpectedCase Expected(string tokenizer, string caseName) => LazyExpected[tokenizer].Value[caseName];
+    public static ExpectedCase Expected(string tokenizer, string caseName) =>
+        LazyExpected[tokenizer].Value.Cases.Single(c => c.Name == caseName);
+
+    public static Meta ExpectedMeta(string tokenizer) => LazyExpected[tokenizer].Value.Meta;
 
     public static T Read<T>(string path) =>
         JsonSerializer.Deserialize<T>(File.ReadAllText(path), Options) ?? throw new InvalidDataException($"{path}: empty fixture");

@@ -70,4 +70,25 @@ public class TokenizerParityTests
     {
         Assert.Equal([0, 126, 227], TestData.Tokenizer("qwen3").Encode("!\u0085"));
     }
+
+    public static TheoryData<string> Tokenizers => new(TestData.TokenizerNames);
+
+    [Theory]
+    [MemberData(nameof(Tokenizers))]
+    public void VocabularyMatchesReference(string tokenizer)
+    {
+        var tok = TestData.Tokenizer(tokenizer);
+        var meta = TokenizerFixtures.ExpectedMeta(tokenizer);
+        Assert.Equal(meta.VocabSize, tok.VocabSize);
+        Assert.Equal(meta.BosTokenId, tok.BosId);
+        Assert.Equal(meta.EosTokenId, tok.EosId);
+        Assert.Equal(meta.AddedTokens.Select(t => (t[0].GetInt32(), t[1].GetString(), t[2].GetBoolean())),
+            tok.AddedTokens.Select(t => (t.Id, (string?)t.Content, t.Special)));
+        foreach (var t in tok.AddedTokens)
+        {
+            Assert.Equal(t.Id, tok.TokenToId(t.Content));
+            Assert.Equal(t.Content, tok.IdToToken(t.Id));
+        }
+        Assert.Contains(tok.EosId!.Value, tok.EosIds);
+    }
 }
