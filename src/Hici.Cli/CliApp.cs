@@ -14,6 +14,7 @@ public static class CliApp
         root.Subcommands.Add(DoctorCommand.Build());
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(ScoreCommand.Build());
+        root.Subcommands.Add(TokenizeCommand.Build());
         root.Subcommands.Add(MergeCommand.Build());
         return root;
     }
