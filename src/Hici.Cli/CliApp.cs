@@ -16,6 +16,7 @@ public static class CliApp
         root.Subcommands.Add(ScoreCommand.Build());
         root.Subcommands.Add(TokenizeCommand.Build());
         root.Subcommands.Add(GenerateCommand.Build());
+        root.Subcommands.Add(MergeCommand.Build());
         return root;
     }
 }

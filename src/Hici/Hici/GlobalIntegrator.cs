@@ -61,7 +61,8 @@ internal static class GlobalIntegration
 
     /// <summary>c [B', 5, D] → G [B', K, H]: K learned queries over the 5 compressed statistics, then expand.</summary>
     public static Tensor Attend(Tensor c, Parameter globalQueries, Parameter expandScale,
-        Linear q, Linear k, Linear v, Linear o, Linear expand, int numHeads)
+        nn.Module<Tensor, Tensor> q, nn.Module<Tensor, Tensor> k, nn.Module<Tensor, Tensor> v, nn.Module<Tensor, Tensor> o,
+        Linear expand, int numHeads)
     {
         long bb = c.shape[0], ns = c.shape[1], d = c.shape[2];
         long kq = globalQueries.shape[0];
@@ -95,10 +96,11 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
     [ComponentName(Name = "expand_scale_param")] private Parameter _expand_scale_param;
     private readonly Sequential shared_compressor;
     private readonly Sequential? stat_expand;
-    private readonly Linear q_proj;
-    private readonly Linear k_proj;
-    private readonly Linear v_proj;
-    private readonly Linear o_proj;
+    // Modules, not Linear, so LoRA can wrap them (PEFT's suffix match reaches these too, spec §7.3).
+    private nn.Module<Tensor, Tensor> q_proj;
+    private nn.Module<Tensor, Tensor> k_proj;
+    private nn.Module<Tensor, Tensor> v_proj;
+    private nn.Module<Tensor, Tensor> o_proj;
     private readonly Linear expand;
 #pragma warning restore IDE1006
 
@@ -179,7 +181,7 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
             // 4. expand ~ N(0, (0.02/√D)²); 5. inverse softplus (above); 6. queries and q/k/v/o.
             nn.init.normal_(expand.weight!, 0.0, 0.02 / Math.Sqrt(Width));
             InitQueries(embeddings, useHighNormInit);
-            foreach (var p in new[] { q_proj, k_proj, v_proj, o_proj }) nn.init.xavier_uniform_(p.weight!);
+            foreach (var p in new[] { q_proj, k_proj, v_proj, o_proj }) nn.init.xavier_uniform_(((Linear)p).weight!);
         }
     }
 
@@ -244,10 +246,11 @@ public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegra
     [ComponentName(Name = "global_queries")] private Parameter _global_queries;
     [ComponentName(Name = "expand_scale_param")] private Parameter _expand_scale_param;
     private readonly ModuleList<Sequential> stat_compressors;
-    private readonly Linear q_proj;
-    private readonly Linear k_proj;
-    private readonly Linear v_proj;
-    private readonly Linear o_proj;
+    // Modules, not Linear, so LoRA can wrap them (PEFT's suffix match reaches these too, spec §7.3).
+    private nn.Module<Tensor, Tensor> q_proj;
+    private nn.Module<Tensor, Tensor> k_proj;
+    private nn.Module<Tensor, Tensor> v_proj;
+    private nn.Module<Tensor, Tensor> o_proj;
     private readonly Linear expand;
 #pragma warning restore IDE1006
 
@@ -317,7 +320,7 @@ public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegra
                 var rows = embeddings.index_select(0, idx).to(_global_queries.dtype, _global_queries.device);
                 _global_queries.copy_(stat_compressors[0].forward(rows));
             }
-            foreach (var p in new[] { q_proj, k_proj, v_proj, o_proj }) nn.init.xavier_uniform_(p.weight!);
+            foreach (var p in new[] { q_proj, k_proj, v_proj, o_proj }) nn.init.xavier_uniform_(((Linear)p).weight!);
         }
     }
 

@@ -14,10 +14,11 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
 {
 #pragma warning disable IDE1006 // names are state-dict keys
     [ComponentName(Name = "memory_slots")] private Parameter _memory_slots;
-    private readonly Linear q_proj;
-    private readonly Linear k_proj;
-    private readonly Linear v_proj;
-    private readonly Linear? o_proj;
+    // Typed as modules, not Linear, so LoRA can wrap them: PEFT's suffix match puts LoRA on these too (spec §7.3).
+    private nn.Module<Tensor, Tensor> q_proj;
+    private nn.Module<Tensor, Tensor> k_proj;
+    private nn.Module<Tensor, Tensor> v_proj;
+    private nn.Module<Tensor, Tensor>? o_proj;
 #pragma warning restore IDE1006
 
     public int HiddenSize { get; }
@@ -35,10 +36,10 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
     }
 
     public Parameter MemorySlots => _memory_slots;
-    public Linear QProj => q_proj;
-    public Linear KProj => k_proj;
-    public Linear VProj => v_proj;
-    public Linear? OProj => o_proj;
+    public nn.Module<Tensor, Tensor> QProj => q_proj;
+    public nn.Module<Tensor, Tensor> KProj => k_proj;
+    public nn.Module<Tensor, Tensor> VProj => v_proj;
+    public nn.Module<Tensor, Tensor>? OProj => o_proj;
 
     public LocalConstructor(int hiddenSize, HiciConfig cfg, ScalarType dtype = ScalarType.Float32, Device? device = null)
         : this(hiddenSize, cfg.LocalSlots, cfg.NumHeads, cfg.UseBottleneck, cfg.BottleneckDim, dtype, device) { }

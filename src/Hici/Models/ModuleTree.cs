@@ -1,6 +1,7 @@
 using System.Reflection;
 using TorchSharp;
 using TorchSharp.Modules;
+using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace Hici.Models;
@@ -41,19 +42,32 @@ public static class ModuleTree
     }
 
     /// <summary>
-    /// Replaces the child module held in public field <paramref name="field"/> of <paramref name="parent"/>
-    /// (field name = state-dict name) and re-registers it. Returns the previous child, not disposed.
+    /// Replaces the child module registered as <paramref name="field"/> on <paramref name="parent"/> and the
+    /// field that holds it (public or not, readonly or not; the field's name or its [ComponentName] is the
+    /// state-dict name), then re-registers it so state-dict keys stay the same. The field must be typed
+    /// loosely enough for the replacement (e.g. nn.Module&lt;Tensor, Tensor&gt; rather than Linear).
+    /// Returns the previous child, not disposed.
     /// </summary>
     public static TModule ReplaceChild<TModule>(nn.Module parent, string field, TModule replacement) where TModule : nn.Module
     {
-        var f = parent.GetType().GetField(field, BindingFlags.Public | BindingFlags.Instance)
-            ?? throw new ArgumentException($"{parent.GetType().Name} has no public field '{field}'");
+        var f = FindField(parent.GetType(), field)
+            ?? throw new ArgumentException($"{parent.GetType().Name} has no field for child module '{field}'");
         if (!f.FieldType.IsAssignableFrom(replacement.GetType()))
-            throw new ArgumentException($"{parent.GetType().Name}.{field} is {f.FieldType.Name}; cannot hold {replacement.GetType().Name}");
+            throw new ArgumentException($"{parent.GetType().Name}.{f.Name} is declared as {f.FieldType.Name} and cannot hold a " +
+                $"{replacement.GetType().Name}; declare it as nn.Module<Tensor, Tensor> so it can be wrapped");
         var old = (TModule)f.GetValue(parent)!;
         f.SetValue(parent, replacement);
         parent.register_module(field, null!);      // null removes the old registration
         parent.register_module(field, replacement);
         return old;
+    }
+
+    private static FieldInfo? FindField(Type? type, string componentName)
+    {
+        const BindingFlags flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly;
+        for (; type is not null; type = type.BaseType)
+            foreach (var f in type.GetFields(flags))
+                if ((f.GetCustomAttribute<ComponentNameAttribute>()?.Name ?? f.Name) == componentName) return f;
+        return null;
     }
 }

@@ -23,7 +23,9 @@ public static class WeightLoader
     {
         var allowMissing = options?.AllowMissing ?? (_ => false);
         var cfg = lm.Config;
-        var ours = lm.named_parameters().ToList();
+        // Adapter weights (LoRA A/B) are not in the base checkpoint; their own loader fills them.
+        var adapterOwned = AdapterModules.ParameterPaths(lm);
+        var ours = lm.named_parameters().Where(p => !adapterOwned.Contains(p.name)).ToList();
 
         var unmapped = new List<string>();
         var wanted = new Dictionary<string, (string Path, Parameter Param)>();   // hf key → our parameter

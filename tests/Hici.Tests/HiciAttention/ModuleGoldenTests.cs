@@ -1,5 +1,6 @@
 using Hici.Hierarchical;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Hici.Tests.HiciAttention;
@@ -92,8 +93,8 @@ public class ModuleGoldenTests
         // slots ~ N(0, 1/H): std ≈ 1/16
         Assert.InRange(lc.MemorySlots.std().item<float>(), 0.055, 0.070);
         // default Linear init: U(±1/√fan_in)
-        Assert.True(lc.QProj.weight!.abs().max().item<float>() <= 1.0 / Math.Sqrt(hidden) + 1e-7);
-        Assert.True(lc.OProj!.weight!.abs().max().item<float>() <= 1.0 / Math.Sqrt(128) + 1e-7);
+        Assert.True(((Linear)lc.QProj).weight!.abs().max().item<float>() <= 1.0 / Math.Sqrt(hidden) + 1e-7);
+        Assert.True(((Linear)lc.OProj!).weight!.abs().max().item<float>() <= 1.0 / Math.Sqrt(128) + 1e-7);
 
         var embed = randn(50, hidden);
         embed[17] = embed[17] * 10; embed[3] = embed[3] * 9; embed[40] = embed[40] * 8; embed[8] = embed[8] * 7;

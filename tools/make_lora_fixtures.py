@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""Golden fixtures for the LoRA / PEFT tests: PEFT adapter folders for the tiny model fixtures and the
+log-probabilities of base + LoRA computed here, independently of the C# code.
+
+Run with Debian's torch (no peft / transformers needed or used), after tools/make_model_fixtures.py:
+    /usr/bin/python3 tools/make_lora_fixtures.py
+
+The reference math is PEFT's: every wrapped Linear uses W + (lora_alpha / r) · B · A, evaluated in float32 with
+the A/B values exactly as stored in the files. The forward pass is the one in make_model_fixtures.py (HF
+Llama / Qwen3 in plain torch), imported, not copied.
+
+Per fixture folder (tests/fixtures/lora/<name>/, <name> = the model fixture used):
+    adapter/adapter_config.json           PEFT 0.5 config
+    adapter/adapter_model.safetensors     keys base_model.model.<module>.lora_{A,B}.weight
+    adapter/adapter_model.bin             the same tensors through torch.save (zip + pickle)
+    expected.safetensors                  input_ids [T] (same ids as the model fixture)
+                                          logprobs_fp32 [T, V]  base + LoRA
+qwen3-gqa only, the published HiCI checkpoint layout (architecture spec §7.3-7.5, pipelines §1.8):
+    adapter-hici/                         attention LoRA + LoRA on the HiCI modules' q/k/v/o projections,
+                                          the HiCI keys under the legacy prefixes global_memory /
+                                          hierarchical_aggregator (bf16)
+    trainable_params.bin                  fp32 overrides: embed, every norm incl. q_norm/k_norm, plus HiCI
+                                          module tensors (local_constructor.*, global_integrator.*)
+    zero_to_fp32/pytorch_model.bin        a zero_to_fp32-style state dict: base_model.model.-prefixed base
+                                          weights plus LoRA under .lora_A.default.weight (fp32)
+    expected.safetensors also holds       logprobs_trainable_fp32  base + LoRA + the non-HiCI overrides
+                                          hici_merged.<key>        each HiCI projection weight + its LoRA delta
+hici-qwen3/ (a real HiCI model: tests/fixtures/hici/model-qwen3, run through tools/hici_reference.py):
+    adapter/                              LoRA on attention and HiCI q/k/v/o (HiCI keys under legacy prefixes)
+    trainable_params.bin                  the model's HiCI weights (legacy prefixes) + embed/norm overrides
+    expected.safetensors                  input_ids [32]; lp.full (HiCI loaded, unused), lp.train.causal_gi,
+                                          lp.inference.causal_gi (first 30 ids), all with LoRA and overrides
+"""
+import collections
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_model_fixtures as mm  # noqa: E402  (the independent HF forward)
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+PREFIX = "base_model.model."
+PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+_FROM_ST = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "I64": torch.int64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        dt = _FROM_ST[e["dtype"]]
+        raw = bytearray(data[a:b])
+        if dt in (torch.bfloat16, torch.float16):
+            t = torch.frombuffer(raw, dtype=torch.int16).view(dt)
+        else:
+            t = torch.frombuffer(raw, dtype=dt)
+        out[name] = t.reshape(e["shape"]).clone()
+    return out
+
+
+def read_model(name):
+    folder = os.path.join(ROOT, "models", name)
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    sd = {}
+    for fn in sorted(os.listdir(folder)):
+        if fn.startswith("model") and fn.endswith(".safetensors"):
+            sd.update(read_safetensors(os.path.join(folder, fn)))
+    ids = read_safetensors(os.path.join(folder, "expected.safetensors"))["input_ids"]
+    return cfg, sd, ids
+
+
+def random_lora(gen, r, fan_in, fan_out, b_std):
+    # A as PEFT initialises it (kaiming-uniform, a=sqrt(5) → U(-1/sqrt(in), 1/sqrt(in))); B nonzero so LoRA matters.
+    bound = 1.0 / math.sqrt(fan_in)
+    a = (torch.rand(r, fan_in, generator=gen) * 2 - 1) * bound
+    b = torch.randn(fan_out, r, generator=gen) * b_std
+    return a, b
+
+
+def attention_lora(cfg, sd, gen, r, b_std):
+    """{module path: (A, B)} for q/k/v/o of every layer."""
+    out = {}
+    for i in range(cfg["num_hidden_layers"]):
+        for p in PROJ:
+            module = f"model.layers.{i}.self_attn.{p}"
+            w = sd[module + ".weight"]
+            out[module] = random_lora(gen, r, w.shape[1], w.shape[0], b_std)
+    return out
+
+
+def merged_state_dict(sd, lora, scale):
+    """The reference math: W + scale · B · A in float32 for every LoRA'd module."""
+    out = {k: v.float() for k, v in sd.items()}
+    for module, (a, b) in lora.items():
+        out[module + ".weight"] = out[module + ".weight"] + scale * (b.float() @ a.float())
+    return out
+
+
+def peft_tensors(lora, dtype, rename=lambda m: m, adapter_name=""):
+    t = {}
+    for module, (a, b) in lora.items():
+        m = rename(module)
+        t[f"{PREFIX}{m}.lora_A{adapter_name}.weight"] = a.to(dtype).contiguous()
+        t[f"{PREFIX}{m}.lora_B{adapter_name}.weight"] = b.to(dtype).contiguous()
+    return t
+
+
+def write_adapter(folder, config, tensors):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    mm.write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors, {"format": "pt"})
+    torch.save(collections.OrderedDict(tensors), os.path.join(folder, "adapter_model.bin"))
+
+
+def peft_config(r, alpha, targets, dropout=0.0, base="tiny"):
+    # The fields PEFT 0.5 writes for LoraConfig(task_type="CAUSAL_LM").
+    return {
+        "auto_mapping": None, "base_model_name_or_path": base, "bias": "none", "fan_in_fan_out": False,
+        "inference_mode": True, "init_lora_weights": True, "layers_pattern": None, "layers_to_transform": None,
+        "lora_alpha": alpha, "lora_dropout": dropout, "modules_to_save": None, "peft_type": "LORA", "r": r,
+        "revision": None, "target_modules": targets, "task_type": "CAUSAL_LM",
+    }
+
+
+def logprobs(cfg, sd, ids):
+    with torch.no_grad():
+        return torch.log_softmax(mm.forward(cfg, sd, ids, torch.float32).float(), dim=-1)
+
+
+def fresh(folder):
+    os.makedirs(folder, exist_ok=True)
+    for dirpath, _, files in os.walk(folder, topdown=False):
+        for f in files:
+            os.remove(os.path.join(dirpath, f))
+
+
+# ---------------------------------------------------------------- HiCI-shaped tensors (spec §7.2)
+
+HICI_BETA = 16     # LocalConstructor bottleneck β
+HICI_D = 16        # GlobalIntegrator width D
+HICI_M, HICI_K, HICI_C = 2, 2, 8
+
+LEGACY = {"local_constructor": "global_memory", "global_integrator": "hierarchical_aggregator"}
+
+
+def hici_tensors(cfg, gen):
+    h = cfg["hidden_size"]
+    sd = {}
+    for i in range(cfg["num_hidden_layers"]):
+        lc = f"model.layers.{i}.self_attn.local_constructor."
+        sd[lc + "memory_slots"] = torch.randn(HICI_M, h, generator=gen) / math.sqrt(h)
+        for p in ("q_proj", "k_proj", "v_proj"):
+            sd[lc + p + ".weight"] = torch.randn(HICI_BETA, h, generator=gen) / math.sqrt(h)
+        sd[lc + "o_proj.weight"] = torch.randn(h, HICI_BETA, generator=gen) / math.sqrt(HICI_BETA)
+        gi = f"model.layers.{i}.self_attn.global_integrator."
+        sd[gi + "global_queries"] = torch.randn(HICI_K, HICI_D, generator=gen)
+        sd[gi + "expand_scale_param"] = torch.tensor(0.5)
+        sd[gi + "shared_compressor.0.weight"] = torch.randn(HICI_C, h, generator=gen) / math.sqrt(h)
+        for p in PROJ:
+            sd[gi + p + ".weight"] = torch.randn(HICI_D, HICI_D, generator=gen) / math.sqrt(HICI_D)
+        sd[gi + "expand.weight"] = torch.randn(h, HICI_D, generator=gen) / math.sqrt(HICI_D)
+    return sd
+
+
+def hici_lora(hici_sd, gen, r, b_std):
+    out = {}
+    for k, w in hici_sd.items():
+        if k.endswith("_proj.weight"):
+            out[k[: -len(".weight")]] = random_lora(gen, r, w.shape[1], w.shape[0], b_std)
+    return out
+
+
+def to_legacy(module):
+    for cur, old in LEGACY.items():
+        module = module.replace(f".self_attn.{cur}.", f".self_attn.{old}.")
+    return module
+
+
+def trainable_overrides(cfg, sd, gen):
+    """What get_trainable_weights.py puts in trainable_params.bin besides HiCI: embed and every *norm* weight."""
+    out = {}
+    for k, v in sd.items():
+        if k == "model.embed_tokens.weight":
+            out[k] = v.float() + 0.02 * torch.randn(v.shape, generator=gen)
+        elif "norm" in k:
+            out[k] = v.float() * (1.0 + 0.1 * torch.randn(v.shape, generator=gen))
+    return out
+
+
+# ---------------------------------------------------------------- fixtures
+
+def make_qwen3():
+    name = "qwen3-gqa"
+    cfg, sd, ids = read_model(name)
+    gen = torch.Generator().manual_seed(4321)
+    folder = os.path.join(ROOT, "lora", name)
+    fresh(folder)
+    r, alpha = 8, 16
+    scale = alpha / r
+
+    # Published adapters are bf16: round first, compute with the stored values.
+    lora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in attention_lora(cfg, sd, gen, r, 0.08).items()}
+    write_adapter(os.path.join(folder, "adapter"), peft_config(r, alpha, list(PROJ), base="tiny-qwen3"),
+                  peft_tensors(lora, torch.bfloat16))
+    merged = merged_state_dict(sd, lora, scale)
+    lp = logprobs(cfg, merged, ids)
+
+    # HiCI layout: LoRA on HiCI projections too, stored under the legacy prefixes.
+    hici = hici_tensors(cfg, gen)
+    hlora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in hici_lora(hici, gen, r, 0.08).items()}
+    write_adapter(os.path.join(folder, "adapter-hici"), peft_config(r, alpha, list(PROJ), base="tiny-qwen3"),
+                  {**peft_tensors(lora, torch.bfloat16), **peft_tensors(hlora, torch.bfloat16, rename=to_legacy)})
+    overrides = trainable_overrides(cfg, sd, gen)
+    trainable = collections.OrderedDict({**overrides, **hici})
+    torch.save(trainable, os.path.join(folder, "trainable_params.bin"))
+    lp_trainable = logprobs(cfg, merged_state_dict({**sd, **overrides}, lora, scale), ids)
+    hici_merged = {f"hici_merged.{m}.weight": hici[m + ".weight"] + scale * (b.float() @ a.float()) for m, (a, b) in hlora.items()}
+
+    # zero_to_fp32 output: the whole PEFT model in fp32, adapter name kept in the LoRA keys.
+    # (Only the attention and norm base weights, to keep the file small; the real one has all of them.)
+    z = collections.OrderedDict()
+    for k, v in sd.items():
+        if ".self_attn." in k or "norm" in k:
+            z[PREFIX + k] = v.float()
+    z.update(peft_tensors(lora, torch.float32, adapter_name=".default"))
+    os.makedirs(os.path.join(folder, "zero_to_fp32"), exist_ok=True)
+    torch.save(z, os.path.join(folder, "zero_to_fp32", "pytorch_model.bin"))
+
+    mm.write_safetensors(os.path.join(folder, "expected.safetensors"),
+                         {"input_ids": ids, "logprobs_fp32": lp, "logprobs_trainable_fp32": lp_trainable, **hici_merged},
+                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
+    base = logprobs(cfg, {k: v.float() for k, v in sd.items()}, ids)
+    print(f"{name:18s} max|lora - base| logprob {(lp - base).abs().max():.3f}  "
+          f"max|trainable - lora| {(lp_trainable - lp).abs().max():.3f}")
+
+
+def make_llama():
+    # MHA with q/k/v biases, target_modules as a regex string, scale 3, dropout set (inactive at eval), fp32.
+    name = "llama-mha-linear"
+    cfg, sd, ids = read_model(name)
+    gen = torch.Generator().manual_seed(8765)
+    folder = os.path.join(ROOT, "lora", name)
+    fresh(folder)
+    r, alpha = 4, 12
+    lora = attention_lora(cfg, sd, gen, r, 0.08)
+    write_adapter(os.path.join(folder, "adapter"),
+                  peft_config(r, alpha, r"model\.layers\.\d+\.self_attn\.(q|k|v|o)_proj", dropout=0.05, base="tiny-llama"),
+                  peft_tensors(lora, torch.float32))
+    lp = logprobs(cfg, merged_state_dict(sd, lora, alpha / r), ids)
+    mm.write_safetensors(os.path.join(folder, "expected.safetensors"), {"input_ids": ids, "logprobs_fp32": lp},
+                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
+    base = logprobs(cfg, {k: v.float() for k, v in sd.items()}, ids)
+    print(f"{name:18s} max|lora - base| logprob {(lp - base).abs().max():.3f}")
+
+
+def make_hici_qwen3():
+    """A HiCI model end to end: the tiny Qwen3 with HiCI modules of tests/fixtures/hici/model-qwen3, LoRA on the
+    attention AND on the HiCI q/k/v/o projections (legacy prefixes in the file), a trainable_params.bin with
+    the HiCI weights and embed/norm/q_norm/k_norm overrides; log-probs from tools/hici_reference.py via
+    make_hici_model_fixtures.forward with every LoRA'd weight replaced by W + (alpha/r)·B·A."""
+    import hici_reference as ref
+    import make_hici_model_fixtures as hm
+
+    src = os.path.join(ROOT, "hici", "model-qwen3")
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(src, "hici_config.json")) as f:
+        hc = json.load(f)
+    stored = read_safetensors(os.path.join(src, "model.safetensors"))
+    base = {k: v for k, v in stored.items() if ".local_constructor." not in k and ".global_integrator." not in k}
+    hici = {k: v.float() for k, v in stored.items() if k not in base}
+    ids = read_safetensors(os.path.join(src, "expected_train.safetensors"))["input_ids"]
+
+    gen = torch.Generator().manual_seed(2468)
+    folder = os.path.join(ROOT, "lora", "hici-qwen3")
+    fresh(folder)
+    r, alpha = 8, 16
+    scale = alpha / r
+    lora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in attention_lora(cfg, base, gen, r, 0.08).items()}
+    hlora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in hici_lora(hici, gen, r, 0.15).items()}
+    write_adapter(os.path.join(folder, "adapter"), peft_config(r, alpha, list(PROJ), base="tiny-qwen3-hici"),
+                  {**peft_tensors(lora, torch.bfloat16), **peft_tensors(hlora, torch.bfloat16, rename=to_legacy)})
+    overrides = trainable_overrides(cfg, base, gen)
+    torch.save(collections.OrderedDict({**overrides, **{to_legacy(k): v for k, v in hici.items()}}),
+               os.path.join(folder, "trainable_params.bin"))
+
+    sd = merged_state_dict({**base, **overrides}, lora, scale)
+    hmerged = dict(hici)
+    for m, (a, b) in hlora.items():
+        hmerged[m + ".weight"] = hici[m + ".weight"] + scale * (b.float() @ a.float())
+    mods = []
+    H = cfg["hidden_size"]
+    for i in range(cfg["num_hidden_layers"]):
+        lc = ref.LocalConstructorMulti(H, hc["num_local_slots"], hc["num_heads"], True, hc["bottleneck_dim"])
+        gi = ref.GlobalIntegratorShared(H, hc["global_slots"], hc["bottleneck_dim"], hc["shared_compress_dim"], hc["num_heads"])
+        for mod, pre in ((lc, "local_constructor."), (gi, "global_integrator.")):
+            mod.load_state_dict({k: hmerged[f"model.layers.{i}.self_attn.{pre}{k}"] for k in mod.state_dict()})
+        mods.append((lc, gi))
+    with torch.no_grad():
+        out = {"input_ids": ids,
+               "lp.full": hm.forward(cfg, sd, mods, ids, None, "train"),
+               "lp.train.causal_gi": hm.forward(cfg, sd, mods, ids, "causal_gi", "train"),
+               "lp.inference.causal_gi": hm.forward(cfg, sd, mods, ids[:30].clone(), "causal_gi", "inference")}
+        # the HiCI LoRA must matter in HiCI mode, or the test could not see it missing
+        plain = []
+        for i in range(cfg["num_hidden_layers"]):
+            lc = ref.LocalConstructorMulti(H, hc["num_local_slots"], hc["num_heads"], True, hc["bottleneck_dim"])
+            gi = ref.GlobalIntegratorShared(H, hc["global_slots"], hc["bottleneck_dim"], hc["shared_compress_dim"], hc["num_heads"])
+            for mod, pre in ((lc, "local_constructor."), (gi, "global_integrator.")):
+                mod.load_state_dict({k: hici[f"model.layers.{i}.self_attn.{pre}{k}"] for k in mod.state_dict()})
+            plain.append((lc, gi))
+        d = (hm.forward(cfg, sd, plain, ids, "causal_gi", "train") - out["lp.train.causal_gi"]).abs().max().item()
+        assert d > 1e-2, f"HiCI LoRA barely changes the log-probs ({d})"
+    mm.write_safetensors(os.path.join(folder, "expected.safetensors"), out,
+                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
+    print(f"{'hici-qwen3':18s} max|HiCI LoRA effect| logprob {d:.3f}")
+
+
+def main():
+    torch.set_num_threads(1)
+    make_qwen3()
+    make_llama()
+    make_hici_qwen3()
+
+
+if __name__ == "__main__":
+    main()
