@@ -71,7 +71,7 @@ public static class GenerateCommand
                 Sampling = sampling,
                 EosTokenIds = eos,
                 StopStrings = pr.GetValue(stop) ?? Array.Empty<string>(),
-                Decode = gen => tok.Decode(gen.Select(i => (int)i).ToArray(), skipSpecialTokens: true),
+                Decode = gen => tok.Decode(gen.Select(i => (int)i).ToArray(), skipSpecialTokens: true, cleanUpTokenizationSpaces: false),
             };
             var output = pr.InvocationConfiguration.Output;
             var result = new GenerationPipeline(lm).Generate(ids, opts, step => { output.Write(step.TextDelta); output.Flush(); });
