@@ -102,4 +102,4 @@ if [ "$DEMO" = 1 ]; then
     $HICI score --model "$ROOT/tests/fixtures/models/qwen3-gqa" --ids "$ROOT/examples/qwen3-tiny-ids.json"
   fi
 fi
-say "done. The CLI: dotnet src/Hici.Cli/bin/Release/net10.0/hici.dll --help (or scripts/hici --help)"
+say "done. The CLI: scripts/hici --help"

@@ -14,6 +14,9 @@ public static class CliApp
         root.Subcommands.Add(DoctorCommand.Build());
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(ScoreCommand.Build());
+        root.Subcommands.Add(TokenizeCommand.Build());
+        root.Subcommands.Add(GenerateCommand.Build());
+        root.Subcommands.Add(MergeCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
         return root;
     }

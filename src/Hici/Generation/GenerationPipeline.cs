@@ -8,8 +8,9 @@ namespace Hici.Generation;
 /// <param name="MaxNewTokens">upper bound on generated tokens (the cache is sized prompt + this)</param>
 /// <param name="EosTokenIds">stop after emitting one of these (kept in Tokens, not in Text); default: none</param>
 /// <param name="StopStrings">stop when the decoded text contains one; the text is cut before it (needs Decode)</param>
-/// <param name="Decode">ids → text, called on the whole generated sequence so multi-byte characters and
-/// word-start markers decode correctly; null = no text, stop strings unavailable</param>
+/// <param name="Decode">ids → text (no clean-up of tokenization spaces, so a longer window's text extends a
+/// shorter one's); called on a short window of recent ids so multi-byte characters and word-start markers
+/// decode correctly; null = no text, stop strings unavailable</param>
 public sealed record GenerationOptions
 {
     public int MaxNewTokens { get; init; } = 128;
@@ -55,7 +56,7 @@ public sealed class GenerationPipeline(CausalLM lm)
         var stops = new StopStringMatcher(o.StopStrings);
         var tokens = new List<long>();
         var text = new System.Text.StringBuilder();
-        string decodedSoFar = "";
+        var stream = o.Decode is null ? null : new Hici.Text.TokenStreamDecoder(ids => o.Decode(ids.Select(i => (long)i).ToArray()));
         var reason = StopReason.MaxTokens;
 
         var sw = Stopwatch.StartNew();
@@ -81,17 +82,11 @@ public sealed class GenerationPipeline(CausalLM lm)
 
                 bool eos = o.EosTokenIds.Contains(next);
                 string delta = "";
-                if (o.Decode is not null && !eos)
+                if (stream is not null && !eos)
                 {
-                    // Decode the whole output and emit the new suffix; U+FFFD at the end means a multi-byte
-                    // character is not complete yet, so it waits for the next token.
-                    var full = o.Decode(tokens);
-                    if (!full.EndsWith('\uFFFD'))
-                    {
-                        // If a tokenizer re-renders earlier text (rare), what was printed stays printed.
-                        delta = stops.Push(full.Length > decodedSoFar.Length ? full[decodedSoFar.Length..] : "");
-                        decodedSoFar = full;
-                    }
+                    // A window of recent ids is decoded (HF DecodeStream), so a step costs O(1) in the output
+                    // length; null means a multi-byte character is not complete yet.
+                    if (stream.Step(checked((int)next)) is { } piece) delta = stops.Push(piece);
                     text.Append(delta);
                 }
                 onStep?.Invoke(new GenerationStep(i, next, logProb, delta));
@@ -107,9 +102,9 @@ public sealed class GenerationPipeline(CausalLM lm)
         {
             if (!logits.IsInvalid) logits.Dispose();
         }
-        if (o.Decode is not null && reason != StopReason.StopString)
+        if (stream is not null && reason != StopReason.StopString)
         {
-            var tail = stops.Flush();
+            var tail = stops.Push(stream.Flush()) + stops.Flush();
             text.Append(tail);
             if (tail.Length > 0) onStep?.Invoke(new GenerationStep(tokens.Count, -1, float.NaN, tail));
         }

@@ -118,7 +118,8 @@ public static class LoraMerge
             var gen = Path.Combine(baseDir, "generation_config.json");
             if (File.Exists(gen)) File.Copy(gen, Path.Combine(tmp, "generation_config.json"));
         });
-        return new MergeReport(outputDir, adapterReport, overridden, hici.Keys.ToList(), hiciMerged, notes);
+        // HiCI LoRA is accounted for by HiciLoraMerged and the notes, not as "ignored".
+        return new MergeReport(outputDir, adapterReport with { Ignored = Array.Empty<string>() }, overridden, hici.Keys.ToList(), hiciMerged, notes);
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);

@@ -115,6 +115,18 @@ public class PeftAdapterIoTests
         Assert.Contains("no adapter_model.safetensors or adapter_model.bin", noWeights.Message);
     }
 
+    /// <summary>adapter_model.bin goes through the allow-list unpickler: a pickle that would run code is refused.</summary>
+    [Fact]
+    public void AHostileAdapterBinIsRefusedByName()
+    {
+        using var tmp = new LoraFixtures.TempDir();
+        File.Copy(Path.Combine(LoraFixtures.Adapter("qwen3-gqa"), PeftAdapterConfig.FileName), tmp.Sub(PeftAdapterConfig.FileName));
+        File.Copy(Path.Combine(ModelFixtures.Root, "tests", "fixtures", "io", "pickle", "hostile", "evil_os_system.bin"), tmp.Sub(PeftAdapter.BinName));
+        var e = Assert.Throws<HiciException>(() => PeftAdapter.Open(tmp.Path));
+        Assert.Contains(tmp.Sub(PeftAdapter.BinName), e.Message);
+        Assert.Contains("refusing global 'posix.system'", e.Message);
+    }
+
     // ---------------------------------------------------------------- adapter tensors
 
     private static Dictionary<string, Tensor> FixtureTensors()
