@@ -53,7 +53,8 @@ public sealed class LoadedModel : IDisposable
 /// <summary>
 /// Loads a model the way the reference evaluation does (pipelines spec §3.4): base weights, the vocabulary
 /// resized to the trainable file's embedding rows, HiCI modules registered, then trainable_params.bin over it
-/// (embed, norms, HiCI). HiCI tensors may come from the base folder (a merged export) or from the overlay.
+/// (embed, norms, HiCI), then the LoRA adapter. HiCI tensors may come from the base folder (model.safetensors,
+/// or the hici.safetensors beside it that `hici merge` writes) or from the overlay.
 /// </summary>
 public static class HiciModelLoader
 {
@@ -71,8 +72,12 @@ public static class HiciModelLoader
         {
             WeightLoadReport baseReport;
             using (var st = SafeTensorsWeightSource.Open(req.ModelDir))
+            using (var hiciFile = File.Exists(Path.Combine(req.ModelDir, LoraMerge.HiciWeightsName))
+                       ? SafeTensorsWeightSource.Open(Path.Combine(req.ModelDir, LoraMerge.HiciWeightsName)) : null)
             {
-                IWeightSource src = rows is { } n && n != baseVocab ? new VocabResizedSource(st, n) : st;
+                // a `hici merge` folder keeps the HiCI tensors beside the HF weights, in hici.safetensors
+                IWeightSource both = hiciFile is null ? st : new OverlayWeightSource(st, hiciFile);
+                IWeightSource src = rows is { } n && n != baseVocab ? new VocabResizedSource(both, n) : both;
                 // A plain HF base has no HiCI tensors: they come from the overlay (checked below).
                 baseReport = lm.LoadWeights(src, new WeightLoadOptions(HiciCheckpoint.IsHiciKey));
             }

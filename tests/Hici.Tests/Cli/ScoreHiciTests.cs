@@ -195,3 +195,44 @@ public class ScoreHiciTests
         Assert.Contains("nope.bin: no such file", e);
     }
 }
+
+/// <summary>
+/// `hici merge` of the reference-layout folder (base + trainable_params.bin + adapter with HiCI LoRA) gives a
+/// folder (model.safetensors + hici.safetensors + hici_config.json) that `hici score` reads without flags and
+/// that scores as the unmerged reference.
+/// </summary>
+[Collection("Console")]
+public class MergedFolderScoreTests
+{
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("llama")]
+    public void MergedFolderScoresLikeBaseTrainableAndAdapter(string model)
+    {
+        using var scope = NewDisposeScope();
+        var dir = CliRunner.TempDir();
+        var hc = Path.Combine(dir, "hici_config.json");
+        File.WriteAllText(hc, """{"num_local_slots": 4, "global_slots": 2, "num_heads": 4, "bottleneck_dim": 32, "shared_compress_dim": 16}""");
+        var src = ScoreHiciTests.Folder(model);
+        var merged = Path.Combine(dir, "merged");
+        var m = CliRunner.Run("merge", "--model", src, "--adapter", src, "--trainable", Path.Combine(src, "trainable_params.bin"),
+            "--output", merged, "--hici-config", hc, "--dtype", "fp32", "--strict", "--threads", "1");
+        Assert.True(m.Code == 0, m.Err + m.Out);
+        Assert.True(File.Exists(Path.Combine(merged, "hici.safetensors")));
+
+        using var exp = Fixture.Open($"refdir-{model}/expected.safetensors");
+        var ids = exp["input_ids"].data<long>().ToArray();
+        foreach (var (key, flags) in new[]
+                 {
+                     ("lp.adapter.full", new[] { "--attention", "full" }),
+                     ("lp.adapter.train.causal_gi", new[] { "--attention", "hici", "--causal-mode", "causal_gi" }),
+                 })
+        {
+            var (r, lp) = ScoreHiciTests.Score(ids, new[] { "--model", merged }.Concat(flags).ToArray());
+            Assert.True(r.Code == 0, r.Err);
+            double d = ScoreHiciTests.MaxDiff(exp[key], ids, lp);
+            Assert.True(d <= 1e-4, $"merged {model} {key}: max |Δ logprob| {d:E3}");
+            Assert.DoesNotContain("HiCI tensors are in no checkpoint", r.Out);
+        }
+    }
+}
