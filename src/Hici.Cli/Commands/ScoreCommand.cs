@@ -22,7 +22,8 @@ public static class ScoreCommand
     public static Command Build()
     {
         var model = new Option<string>("--model") { Description = "HF model folder (config.json + safetensors)", Required = true };
-        var text = new Option<string?>("--text") { Description = "UTF-8 text file to score (needs the model's tokenizer)" };
+        var text = new Option<string?>("--text") { Description = "UTF-8 text file to score, encoded with the model folder's tokenizer (BOS added as the tokenizer says)" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder or tokenizer.json for --text (default: the model folder)" };
         var ids = new Option<string?>("--ids") { Description = "JSON file holding an array of token ids" };
         var outFile = new Option<string?>("--out") { Description = "Write {\"logprobs\":[...],\"nll\":...,\"ppl\":...} here" };
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass (bounds memory; with --attention hici only the lm_head is chunked)", DefaultValueFactory = _ => 512 };
@@ -30,6 +31,7 @@ public static class ScoreCommand
         cmd.Options.Add(model);
         cmd.Options.Add(text);
         cmd.Options.Add(ids);
+        cmd.Options.Add(tokenizer);
         cmd.Options.Add(outFile);
         cmd.Options.Add(chunk);
         cmd.Options.Add(Trainable);
@@ -55,9 +57,10 @@ public static class ScoreCommand
 
             // Validate the input before loading weights: a typo should not cost a multi-GB load.
             long vocab = tr?.EmbedRows ?? cfg.VocabSize;
+            if (idsPath is not null && pr.GetValue(tokenizer) is not null) throw new HiciException("--tokenizer goes with --text, not --ids");
             long[] tokens = idsPath is not null
                 ? ReadIds(idsPath, (int)vocab)
-                : throw new HiciException($"--text needs a tokenizer, which this build does not include yet (the 'text' branch adds it); tokenize elsewhere and pass --ids FILE.json");
+                : EncodeText(textPath!, pr.GetValue(tokenizer) ?? dir, vocab);
             string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
 
             string? adapterDir = pr.GetValue(Adapter);
@@ -120,6 +123,24 @@ public static class ScoreCommand
                    "language-model perplexity (see docs/hici.md; check with hici audit-causality)";
         return $"hici, {fwd} forward, causal_mode {mode}, {n} segment{(n == 1 ? "" : "s")} of {s} tokens{pad} " +
                $"(M={c.LocalSlots} K={c.GlobalSlots} h={c.NumHeads} β={c.BottleneckDim} C={c.SharedCompressDim})";
+    }
+
+    /// <summary>The text file's ids under the tokenizer; the tokenizer must fit the model's vocabulary.</summary>
+    public static long[] EncodeText(string path, string tokenizerPath, long vocab)
+    {
+        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
+        const long maxBytes = 1L << 30;
+        if (new FileInfo(path).Length > maxBytes) throw new HiciException($"{path}: larger than 1 GiB; split it or tokenize it to a .bin corpus first");
+        string content;
+        try { content = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path)); }
+        catch (System.Text.DecoderFallbackException) { throw new HiciException($"{path}: not valid UTF-8 text"); }
+        if (content.Length > 0 && content[0] == '\uFEFF') content = content[1..];   // a BOM is file framing, not text
+        var tok = Hici.Text.HfTokenizer.Load(tokenizerPath);
+        if (tok.VocabSize > vocab)
+            throw new HiciException($"{tokenizerPath}: the tokenizer has {tok.VocabSize} ids but the model's vocabulary is {vocab}: they do not belong together");
+        var ids = tok.Encode(content, addSpecialTokens: true);
+        if (ids.Length < 2) throw new HiciException($"{path}: encodes to {ids.Length} token(s); scoring needs at least 2");
+        return ids.Select(i => (long)i).ToArray();
     }
 
     /// <summary>A JSON array of integers in [0, vocab). Errors name the file, the position and the value.</summary>

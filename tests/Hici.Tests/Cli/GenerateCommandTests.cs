@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Hici.IO;
 using Hici.Models;
 using Hici.Tests.Text;
 using TorchSharp;
@@ -15,28 +13,10 @@ namespace Hici.Tests.Cli;
 [Collection("Console")]
 public class GenerateCommandTests : IDisposable
 {
-    private readonly string _dir;
-    private readonly ModelConfig _cfg;
+    private readonly TinyModelWithTokenizer _model = new("llama2");
+    private string _dir => _model.Dir;
 
-    public GenerateCommandTests()
-    {
-        var tokDir = TestData.TokenizerDir("llama2");
-        _dir = CliRunner.TempDir();
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(tokDir, f), Path.Combine(_dir, f));
-        var json = new Dictionary<string, object?>
-        {
-            ["model_type"] = "llama", ["vocab_size"] = 32000, ["hidden_size"] = 32, ["intermediate_size"] = 48,
-            ["num_hidden_layers"] = 1, ["num_attention_heads"] = 2, ["num_key_value_heads"] = 1, ["max_position_embeddings"] = 256,
-            ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 10000.0, ["tie_word_embeddings"] = true, ["bos_token_id"] = 1, ["eos_token_id"] = 2,
-        };
-        File.WriteAllText(Path.Combine(_dir, "config.json"), JsonSerializer.Serialize(json));
-        _cfg = HfConfigReader.Read(_dir);
-        // std 0.5 makes the random model's greedy choices depend strongly on the context.
-        using var w = RandomWeights.For(_cfg, seed: 3, std: 0.5);
-        SafeTensorsWriter.Save(Path.Combine(_dir, "model.safetensors"), w.Tensors);
-    }
-
-    public void Dispose() { try { Directory.Delete(_dir, true); } catch (IOException) { } }
+    public void Dispose() => _model.Dispose();
 
     private string ReferenceGreedy(string prompt, int maxNew)
     {
