@@ -2,6 +2,20 @@ namespace Hici.Bench;
 
 public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int DecodeSteps, bool NoPeer, string? Out, bool Hici = false, bool LengthsGiven = false)
 {
+    public const string Usage = """
+        Hici.Bench: speed numbers for HiCI.NET (a benchmark, not a test).
+          (default)   prefill tokens/s and decode ms/token of a 58M Qwen3-shaped random model, the measured
+                      matmul GFLOP/s and the share of it achieved, and PyTorch eager on the same shapes as a ratio
+          --hici      prefill full vs HiCI attention (4 segments) beside the expected FLOP ratio
+        Options:
+          --lengths 512,2048,8192   prompt lengths (--hici default: 2048,8192,16384)
+          --dtypes fp32,bf16        dtypes (default both)
+          --threads N               intra-op threads for both sides (default 2)
+          --decode-steps N          decode steps timed after each prefill (default 16)
+          --no-peer                 skip the PyTorch peer (/usr/bin/python3 with torch: apt-get install python3-torch libopenblas0-pthread)
+          --out FILE.json           also write the results as JSON
+        """;
+
     public static BenchArgs Parse(string[] a)
     {
         int[] lengths = { 512, 2048, 8192 };
@@ -19,6 +33,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
                 case "--decode-steps": steps = int.Parse(Next()); break;
                 case "--no-peer": noPeer = true; break;
                 case "--out": outp = Next(); break;
+                case "-h" or "--help": Console.WriteLine(Usage); Environment.Exit(0); break;
                 default: throw new ArgumentException($"unknown argument {a[i]}");
             }
         }

@@ -13,7 +13,9 @@ using static TorchSharp.torch;
 //        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
-var opts = BenchArgs.Parse(args);
+BenchArgs opts;
+try { opts = BenchArgs.Parse(args); }
+catch (Exception e) when (e is ArgumentException or FormatException) { Console.Error.WriteLine($"Hici.Bench: {e.Message}\n{BenchArgs.Usage}"); return 2; }
 var st = TorchRuntime.Probe();
 if (!st.Loaded) { Console.Error.WriteLine($"native backend does not load: {st.Error}\n{st.Advice}"); return 1; }
 torch.set_num_threads(opts.Threads);
