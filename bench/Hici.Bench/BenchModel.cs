@@ -32,12 +32,16 @@ public static class BenchModel
         return c.NumHiddenLayers * (perTokenLayer * t + attn) + 2.0 * h * c.VocabSize;
     }
 
-    /// <summary>FLOPs of one decode step at context length S (weights + attention over S + lm_head).</summary>
-    public static double DecodeFlops(ModelConfig c, long s)
+    /// <summary>
+    /// Bytes one decode step at context length S must read: every weight matrix and norm (not the embedding
+    /// table: one row of it), and the K and V cache of every layer.
+    /// </summary>
+    public static double DecodeBytes(ModelConfig c, long s, TorchSharp.torch.ScalarType dtype)
     {
-        long h = c.HiddenSize, d = c.HeadDim;
-        double layer = 2.0 * (h * c.NumAttentionHeads * d * 2 + h * c.NumKeyValueHeads * d * 2 + 3 * h * c.IntermediateSize)
-                     + 2.0 * 2.0 * c.NumAttentionHeads * d * s;
-        return c.NumHiddenLayers * layer + 2.0 * h * c.VocabSize;
+        double e = dtype == TorchSharp.torch.ScalarType.BFloat16 ? 2 : 4;
+        long weights = Parameters(c) - (long)c.VocabSize * c.HiddenSize + c.HiddenSize;
+        double kv = 2.0 * c.NumHiddenLayers * c.NumKeyValueHeads * c.HeadDim * s;
+        return (weights + kv) * e;
     }
+
 }
