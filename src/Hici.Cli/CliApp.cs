@@ -17,6 +17,7 @@ public static class CliApp
         root.Subcommands.Add(TokenizeCommand.Build());
         root.Subcommands.Add(GenerateCommand.Build());
         root.Subcommands.Add(MergeCommand.Build());
+        root.Subcommands.Add(ConvertTrainableCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
         return root;
     }
