@@ -75,7 +75,8 @@ public static class ScoreCommand
             foreach (var line in loaded.ReportLines()) Console.WriteLine(line);
             Console.WriteLine($"attention   {attention}");
             if (leak is not null) Console.WriteLine($"note        {leak}");
-            var r = Scorer.Score(loaded.Model, tokens, pr.GetValue(chunk), wholeSequence: kind == AttentionKind.Hici);
+            var r = Progress.Run($"scoring {tokens.Length} tokens", report =>
+                Scorer.Score(loaded.Model, tokens, pr.GetValue(chunk), wholeSequence: kind == AttentionKind.Hici, progress: report));
 
             Console.WriteLine($"tokens      {tokens.Length} ({r.Scored} predicted)");
             Console.WriteLine($"NLL         {r.TotalNll:F4} nats total, {r.MeanNll:F4} per token");

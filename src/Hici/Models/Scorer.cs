@@ -23,7 +23,8 @@ public static class Scorer
     /// With <paramref name="wholeSequence"/> the model runs once over all ids without a cache (HiCI attention
     /// segments the whole sequence; a cached chunk would see no memory) and only the lm_head is chunked.
     /// </summary>
-    public static ScoreResult Score(CausalLM lm, IReadOnlyList<long> ids, int chunk = 512, bool wholeSequence = false)
+    /// <param name="progress">called after each chunk with (positions scored, positions to score)</param>
+    public static ScoreResult Score(CausalLM lm, IReadOnlyList<long> ids, int chunk = 512, bool wholeSequence = false, Action<int, int>? progress = null)
     {
         if (ids.Count < 2) throw new HiciException($"scoring needs at least 2 tokens (got {ids.Count})");
         if (chunk <= 0) throw new ArgumentOutOfRangeException(nameof(chunk));
@@ -41,6 +42,7 @@ public static class Scorer
                 int targets = Math.Min(chunk, n - 1 - start);
                 var logits = lm.LmHead(hidden[0].narrow(0, start, targets));
                 Pick(logits, all, start, targets, logProbs);
+                progress?.Invoke(start + targets, n - 1);
             }
         }
         else
@@ -54,6 +56,7 @@ public static class Scorer
                 int targets = Math.Min(len, n - 1 - start);          // the very last token predicts nothing
                 var logits = lm.Forward(all.narrow(0, start, len), cache)[0].narrow(0, 0, targets);
                 Pick(logits, all, start, targets, logProbs);
+                progress?.Invoke(start + targets, n - 1);
             }
         }
         double nll = -logProbs.Sum(x => (double)x);
