@@ -136,6 +136,8 @@ public static class ScoreCommand
         try { content = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path)); }
         catch (System.Text.DecoderFallbackException) { throw new HiciException($"{path}: not valid UTF-8 text"); }
         if (content.Length > 0 && content[0] == '\uFEFF') content = content[1..];   // a BOM is file framing, not text
+        if (Directory.Exists(tokenizerPath) && !File.Exists(Path.Combine(tokenizerPath, "tokenizer.json")))
+            throw new HiciException($"{tokenizerPath}: no tokenizer.json to encode --text with; pass --tokenizer DIR, or score token ids with --ids FILE.json");
         var tok = Hici.Text.HfTokenizer.Load(tokenizerPath);
         if (tok.VocabSize > vocab)
             throw new HiciException($"{tokenizerPath}: the tokenizer has {tok.VocabSize} ids but the model's vocabulary is {vocab}: they do not belong together");

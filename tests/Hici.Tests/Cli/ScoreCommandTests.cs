@@ -140,6 +140,7 @@ public class ScoreCommandTests
             File.WriteAllText(f, "hello");
             var line = CliRunner.AssertOneLineError(CliRunner.Run("score", "--model", ModelFixtures.Dir("qwen3-gqa"), "--text", f));
             Assert.Contains("--ids", line);
+            Assert.Contains("--tokenizer", line);
         }
         finally { Directory.Delete(dir, true); }
     }
