@@ -48,6 +48,14 @@ internal sealed class BpeModel
         for (int b = 0; b < 256; b++) _byteFallbackId[b] = vocab.GetValueOrDefault($"<0x{b:X2}>", -1);
     }
 
+    /// <summary>The byte a byte-fallback token (&lt;0xNN&gt;, byte_fallback on) stands for, or -1.</summary>
+    public int FallbackByte(int id)
+    {
+        if (!_byteFallback) return -1;
+        for (int b = 0; b < 256; b++) if (_byteFallbackId[b] == id) return b;
+        return -1;
+    }
+
     public void Tokenize(string word, List<int> output)
     {
         if (word.Length == 0) return;

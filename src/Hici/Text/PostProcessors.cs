@@ -33,6 +33,8 @@ internal sealed class IdentityPostProcessor : IPostProcessor
 
 internal sealed class SequencePostProcessor(IReadOnlyList<IPostProcessor> steps) : IPostProcessor
 {
+    public IReadOnlyList<IPostProcessor> Steps => steps;
+
     public List<int> Process(List<int> ids, bool addSpecialTokens)
     {
         foreach (var step in steps) ids = step.Process(ids, addSpecialTokens);

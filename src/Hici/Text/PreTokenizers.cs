@@ -147,6 +147,8 @@ internal enum MetaspacePrepend { Always, First, Never }
 
 internal sealed class SequencePreTokenizer(IReadOnlyList<IPreTokenizer> steps) : IPreTokenizer
 {
+    public IReadOnlyList<IPreTokenizer> Steps => steps;
+
     public void PreTokenize(List<Word> words)
     {
         foreach (var step in steps) step.PreTokenize(words);
