@@ -44,4 +44,29 @@ public class CommandLineErrorTests
         Assert.Contains("--threads", r.Out);
         Assert.Equal("", r.Err);
     }
+
+    [Fact]
+    public void ScoreOutIntoAMissingFolderFailsBeforeScoring()
+    {
+        var missing = Path.Combine(CliRunner.TempDir(), "no", "such", "out.json");
+        var r = CliRunner.Run("score", "--model", ModelFixtures.Dir("qwen3-gqa"), "--ids", Ids(), "--out", missing, "--threads", "1");
+        var line = CliRunner.AssertOneLineError(r);
+        Assert.Contains($"--out {missing}: folder", line);
+        Assert.DoesNotContain("perplexity", r.Out);   // refused before the model ran
+        var dir = CliRunner.TempDir();
+        Assert.Contains("is a folder", CliRunner.AssertOneLineError(CliRunner.Run("score", "--model", ModelFixtures.Dir("qwen3-gqa"), "--ids", Ids(), "--out", dir)));
+    }
+
+    [Fact]
+    public void ScoreOutIsWrittenWithoutTempLeftovers()
+    {
+        var dir = CliRunner.TempDir();
+        var o = Path.Combine(dir, "r.json");
+        File.WriteAllText(o, "old");
+        var r = CliRunner.Run("score", "--model", ModelFixtures.Dir("qwen3-gqa"), "--ids", Ids(), "--out", o, "--threads", "1");
+        Assert.True(r.Code == 0, r.Err);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(o));
+        Assert.Equal(3, doc.RootElement.GetProperty("logprobs").GetArrayLength());
+        Assert.Equal(new[] { o }, Directory.GetFiles(dir));
+    }
 }
