@@ -69,4 +69,25 @@ public class CommandLineErrorTests
         Assert.Equal(3, doc.RootElement.GetProperty("logprobs").GetArrayLength());
         Assert.Equal(new[] { o }, Directory.GetFiles(dir));
     }
+
+    [Fact]
+    public void HugeMaxNewTokensIsRefusedBeforeAllocating()
+    {
+        var cfg = HfConfigReader.Read(ModelFixtures.Dir("qwen3-gqa"));
+        // 2 layers × 2 KV heads × 32 × 2 (K, V) × 4 bytes = 1 KiB per position
+        var e = Assert.Throws<HiciException>(() => GenerateCommand.CheckCacheFits(cfg, torch.ScalarType.Float32, 10, 2_000_000, 1L << 30));
+        Assert.Contains("--max-new-tokens 2000000", e.Message);
+        Assert.Contains("GiB", e.Message);
+        GenerateCommand.CheckCacheFits(cfg, torch.ScalarType.Float32, 10, 1_000_000, 1L << 30);   // 0.95 GiB fits
+        e = Assert.Throws<HiciException>(() => GenerateCommand.CheckCacheFits(cfg, torch.ScalarType.Float32, 10, int.MaxValue, long.MaxValue));
+        Assert.Contains("--max-new-tokens 2147483647", e.Message);
+    }
+
+    [Fact]
+    public void HugeMaxNewTokensOnTheCommandLine()
+    {
+        using var m = new TinyModelWithTokenizer();
+        var line = CliRunner.AssertOneLineError(CliRunner.Run("generate", "--model", m.Dir, "--prompt", "hi", "--max-new-tokens", "2147483647"));
+        Assert.Contains("--max-new-tokens 2147483647", line);
+    }
 }
