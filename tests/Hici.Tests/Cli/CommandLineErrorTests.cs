@@ -91,3 +91,24 @@ public class CommandLineErrorTests
         Assert.Contains("--max-new-tokens 2147483647", line);
     }
 }
+
+[Collection("Console")]
+public class AuditCausalityArgumentTests
+{
+    [Fact]
+    public void IdsWithLengthIsContradictory()
+    {
+        var p = Path.Combine(CliRunner.TempDir(), "ids.json");
+        File.WriteAllText(p, "[1, 2, 3, 4]");
+        var line = CliRunner.AssertOneLineError(CliRunner.Run("audit-causality", "--model", ModelFixtures.Dir("qwen3-gqa"), "--ids", p, "--length", "5"));
+        Assert.Contains("--ids FILE.json or --length N, not both", line);
+    }
+
+    [Fact]
+    public void HugeLengthIsAUserErrorNotAnAllocationFailure()
+    {
+        var r = CliRunner.Run("audit-causality", "--model", ModelFixtures.Dir("qwen3-gqa"), "--length", "100000000");
+        Assert.Equal(1, r.Code);
+        Assert.Contains("--length 100000000: auditing it needs about", CliRunner.AssertOneLineError(r));
+    }
+}
