@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.Text.RegularExpressions;
 using Hici.Cli.Commands;
 
 namespace Hici.Cli;
@@ -20,5 +22,41 @@ public static class CliApp
         root.Subcommands.Add(ConvertTrainableCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
         return root;
+    }
+
+    /// <summary>
+    /// Parses and runs. A command-line error (unknown flag, missing required flag, a value of the wrong type) is
+    /// one line <c>hici: error: …</c> on stderr and exit 1, like every other user error — not System.CommandLine's
+    /// error list followed by the whole help text.
+    /// </summary>
+    public static int Run(string[] args)
+    {
+        var root = Build();
+        var pr = root.Parse(args);
+        if (pr.Action is ParseErrorAction && pr.Errors.Count > 0)
+        {
+            string cmd = pr.CommandResult.Command == root ? "hici" : $"hici {pr.CommandResult.Command.Name}";
+            // "Required command was not provided" comes first for `hici typo`; the unrecognised word says more.
+            var error = pr.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? pr.Errors[0];
+            Console.Error.WriteLine($"hici: error: {Describe(error.Message)} (see {cmd} --help)");
+            return 1;
+        }
+        return pr.Invoke();
+    }
+
+    // "Cannot parse argument 'x' for option '--n' as expected type 'System.Nullable`1[System.Int32]'." → "... (expected an integer)"
+    private static string Describe(string message)
+    {
+        var m = Regex.Match(message, @"^Cannot parse argument '(.*)' for option '(.*)' as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'\.?$");
+        if (!m.Success) return message.TrimEnd('.');
+        string what = m.Groups[3].Value switch
+        {
+            "Int32" => "an integer between -2147483648 and 2147483647",
+            "Int64" => "an integer",
+            "Double" or "Single" => "a number",
+            "Boolean" => "true or false",
+            var t => t,
+        };
+        return $"{m.Groups[2].Value} '{m.Groups[1].Value}': expected {what}";
     }
 }

@@ -12,10 +12,23 @@ public static class Common
         Description = "Compute dtype: fp32 | bf16",
         DefaultValueFactory = _ => "fp32",
     };
-    public static readonly Option<int?> Threads = new("--threads")
+    public const int MaxThreads = 1024;
+    public static readonly Option<int?> Threads = MakeThreads();
+
+    private static Option<int?> MakeThreads()
     {
-        Description = "Intra-op threads (default: all cores)",
-    };
+        var o = new Option<int?>("--threads") { Description = $"Intra-op threads, 1..{MaxThreads} (default: all cores)" };
+        // 0 or a negative count used to mean "all cores" silently, and a huge one started that many native threads.
+        o.Validators.Add(r =>
+        {
+            int? n;
+            try { n = r.GetValueOrDefault<int?>(); }
+            catch (InvalidOperationException) { return; }   // not an int: the parser reports that itself
+            if (n is < 1 or > MaxThreads)
+                r.AddError($"--threads {n}: must be between 1 and {MaxThreads}");
+        });
+        return o;
+    }
     public static readonly Option<string> Device = new("--device")
     {
         Description = "cpu | cuda (cuda needs a CUDA build of TorchSharp referenced instead of TorchSharp-cpu)",

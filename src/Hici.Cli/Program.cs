@@ -3,4 +3,4 @@ using Hici.Cli;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-return CliApp.Build().Parse(args).Invoke();
+return CliApp.Run(args);

@@ -42,11 +42,14 @@ public static class AuditCausalityCommand
             long vocab = tr?.EmbedRows ?? cfg.VocabSize;
             var rng = new Random(pr.GetValue(seed));
             long[] tokens;
+            if (pr.GetValue(ids) is not null && pr.GetResult(length) is { Implicit: false })
+                throw new HiciException("give --ids FILE.json or --length N, not both");
             if (pr.GetValue(ids) is { } idsPath) tokens = ScoreCommand.ReadIds(idsPath, (int)vocab);
             else
             {
                 int n = pr.GetValue(length);
                 if (n < 2) throw new HiciException($"--length must be at least 2 (got {n})");
+                CheckFits(cfg, n, vocab, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
                 tokens = Enumerable.Range(0, n).Select(_ => (long)rng.Next((int)vocab)).ToArray();
             }
             var segments = CausalityAudit.Segments(hc, kind, tokens.Length);
@@ -67,6 +70,17 @@ public static class AuditCausalityCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>
+    /// Two whole-sequence forwards keep [T, V] fp32 log-probs each and full attention forms [heads, T, T] scores: a
+    /// --length far beyond memory was a libtorch allocation failure (exit 70, native stack) instead of a user error.
+    /// </summary>
+    public static void CheckFits(Hici.Models.ModelConfig cfg, int length, long vocab, long memoryBytes)
+    {
+        double bytes = 2.0 * length * vocab * 4 + (double)cfg.NumAttentionHeads * length * length * 4;
+        if (bytes > memoryBytes)
+            throw new HiciException($"--length {length}: auditing it needs about {bytes / (1L << 30):F1} GiB, more than this machine's {memoryBytes / (double)(1L << 30):F1} GiB of memory");
     }
 
     private static void Print(AuditResult r, string attention, int n, bool segmented)

@@ -61,6 +61,7 @@ public static class GenerateCommand
 
             var dtype = Common.ParseDtype(pr.GetValue(Common.Dtype)!);
             var device = Common.ParseDevice(pr.GetValue(Common.Device)!);
+            CheckCacheFits(cfg, dtype, ids.Length, pr.GetValue(maxNew), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
             Common.InitTorch(pr);
             using var lm = CausalLM.FromPretrained(dir, dtype, device);
             var eos = new HashSet<long>(tok.EosIds.Select(i => (long)i));
@@ -81,6 +82,21 @@ public static class GenerateCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>
+    /// The KV cache is preallocated for prompt + --max-new-tokens positions, so a huge bound would allocate (or be
+    /// killed allocating) before the first token; refuse it while it is still a flag the user can change.
+    /// </summary>
+    public static void CheckCacheFits(ModelConfig cfg, TorchSharp.torch.ScalarType dtype, int promptTokens, int maxNew, long memoryBytes)
+    {
+        long positions = (long)promptTokens + maxNew;
+        if (positions > int.MaxValue)
+            throw new HiciException($"--max-new-tokens {maxNew}: prompt ({promptTokens} tokens) + max new tokens exceeds {int.MaxValue} positions");
+        double bytes = 2.0 * cfg.NumHiddenLayers * cfg.NumKeyValueHeads * cfg.HeadDim * positions * (dtype == TorchSharp.torch.ScalarType.Float32 ? 4 : 2);
+        if (bytes > memoryBytes)
+            throw new HiciException($"--max-new-tokens {maxNew}: the KV cache for {positions} positions needs {bytes / (1L << 30):F1} GiB, " +
+                                    $"more than this machine's {memoryBytes / (double)(1L << 30):F1} GiB of memory");
     }
 
     static string Reason(StopReason r) => r switch { StopReason.Eos => "eos", StopReason.StopString => "stop string", _ => "max tokens" };

@@ -63,6 +63,7 @@ public static class ScoreCommand
                 : EncodeText(textPath!, pr.GetValue(tokenizer) ?? dir, vocab);
             string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
 
+            if (pr.GetValue(outFile) is { } outPath) CheckOutPath(outPath);
             string? adapterDir = pr.GetValue(Adapter);
             if (adapterDir is not null && !Directory.Exists(adapterDir)) throw new HiciException($"{adapterDir}: no such adapter folder");
             if (UnrequestedFiles(dir, tr?.Origin, adapterDir) is { Length: > 0 } unused)
@@ -173,18 +174,32 @@ public static class ScoreCommand
         }
     }
 
-    private static void WriteResult(string path, ScoreResult r, string attention)
+    /// <summary>--out is checked before the model loads, so a typo in it does not cost a whole scoring run.</summary>
+    internal static void CheckOutPath(string path)
     {
-        using var stream = File.Create(path);
+        if (Directory.Exists(path)) throw new HiciException($"--out {path}: is a folder; give a file name");
+        var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(folder)) throw new HiciException($"--out {path}: folder {folder} does not exist");
+    }
+
+    /// <summary>Written to a temp file and renamed: an interrupted run leaves the old file or none, never half a JSON.</summary>
+    private static void WriteResult(string path, ScoreResult r, string attention) => AtomicFile.Write(path, stream =>
+    {
         using var w = new Utf8JsonWriter(stream);
         w.WriteStartObject();
         w.WriteStartArray("logprobs");
-        foreach (var lp in r.LogProbs) w.WriteNumberValue(lp);
+        // JSON has no Infinity: an overflowing perplexity (mean NLL > 709 nats) or a -inf log-prob is written as null.
+        foreach (var lp in r.LogProbs) { if (float.IsFinite(lp)) w.WriteNumberValue(lp); else w.WriteNullValue(); }
         w.WriteEndArray();
-        w.WriteNumber("nll", r.TotalNll);
-        w.WriteNumber("ppl", r.Perplexity);
+        Number(w, "nll", r.TotalNll);
+        Number(w, "ppl", r.Perplexity);
         w.WriteNumber("tokens", r.Scored);
         w.WriteString("attention", attention);
         w.WriteEndObject();
+    });
+
+    private static void Number(Utf8JsonWriter w, string name, double v)
+    {
+        if (double.IsFinite(v)) w.WriteNumber(name, v); else w.WriteNull(name);
     }
 }

@@ -46,6 +46,8 @@ public sealed class GenerationPipeline(CausalLM lm)
     {
         if (prompt.Count == 0) throw new HiciException("generation needs a non-empty prompt");
         if (o.MaxNewTokens <= 0) throw new HiciException($"max new tokens must be positive (got {o.MaxNewTokens})");
+        if ((long)prompt.Count + o.MaxNewTokens > int.MaxValue)
+            throw new HiciException($"prompt ({prompt.Count} tokens) + max new tokens ({o.MaxNewTokens}) exceeds {int.MaxValue} cache positions");
         if (o.StopStrings.Count > 0 && o.Decode is null) throw new HiciException("stop strings need a tokenizer to decode the output");
         foreach (var id in prompt)
             if (id < 0 || id >= lm.Config.VocabSize) throw new HiciException($"prompt token id {id} is outside the vocabulary [0, {lm.Config.VocabSize})");

@@ -272,7 +272,8 @@ public sealed record HiciConfig
     public void Save(string path)
     {
         if (Directory.Exists(path)) path = Path.Combine(path, FileName);
-        File.WriteAllText(path, ToJson());
+        var bytes = new System.Text.UTF8Encoding(false).GetBytes(ToJson());
+        Hici.IO.AtomicFile.Write(path, fs => fs.Write(bytes));
     }
 
     // ---------------------------------------------------------------- shapes

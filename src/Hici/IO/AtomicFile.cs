@@ -4,7 +4,7 @@ namespace Hici.IO;
 /// Writes a file so readers see either the old file or the complete new one, never a half-written one
 /// (a crash mid-save of a multi-GB checkpoint must not destroy the previous checkpoint).
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {

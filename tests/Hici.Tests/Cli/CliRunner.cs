@@ -23,7 +23,7 @@ public static class CliRunner
             Console.SetError(e);
             try
             {
-                int code = CliApp.Build().Parse(args).Invoke();
+                int code = CliApp.Run(args);
                 return (code, o.ToString(), e.ToString());
             }
             finally
