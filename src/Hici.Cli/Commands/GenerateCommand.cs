@@ -62,6 +62,9 @@ public static class GenerateCommand
             var dtype = Common.ParseDtype(pr.GetValue(Common.Dtype)!);
             var device = Common.ParseDevice(pr.GetValue(Common.Device)!);
             CheckCacheFits(cfg, dtype, ids.Length, pr.GetValue(maxNew), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            if ((long)ids.Length + pr.GetValue(maxNew) > cfg.MaxPositionEmbeddings)
+                Console.Error.WriteLine($"note: {ids.Length} prompt + {pr.GetValue(maxNew)} new tokens can pass max_position_embeddings {cfg.MaxPositionEmbeddings}" +
+                                        (cfg.RopeScaling is null ? "; the model was not trained for such positions (no rope_scaling)" : $" (rope_scaling {cfg.RopeScaling.Type} ×{cfg.RopeScaling.Factor})"));
             Common.InitTorch(pr);
             using var lm = CausalLM.FromPretrained(dir, dtype, device);
             var eos = new HashSet<long>(tok.EosIds.Select(i => (long)i));

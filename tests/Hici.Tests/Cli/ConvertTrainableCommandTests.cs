@@ -57,6 +57,8 @@ public class ConvertTrainableCommandTests : IDisposable
         Assert.Contains("--format", CliRunner.AssertOneLineError(CliRunner.Run("convert-trainable", "--input", Original, "--output", Path.Combine(_dir, "x.bin"), "--format", "pickle")));
         Assert.Contains("no such file", CliRunner.AssertOneLineError(CliRunner.Run("convert-trainable", "--input", Path.Combine(_dir, "missing.bin"), "--output", Path.Combine(_dir, "y.bin"))));
         Assert.Contains("must differ", CliRunner.AssertOneLineError(CliRunner.Run("convert-trainable", "--input", Original, "--output", Original)));
+        var model = Path.Combine(TrainableParamsTests.RepoRoot(), "tests", "fixtures", "hici", "refdir-llama", "model.safetensors");
+        Assert.Contains("not a trainable-parameter file", CliRunner.AssertOneLineError(CliRunner.Run("convert-trainable", "--input", model, "--output", Path.Combine(_dir, "m.bin"))));
         var evil = Path.Combine(TrainableParamsTests.RepoRoot(), "tests", "fixtures", "io", "pickle", "hostile", "evil_os_system.bin");
         var line = CliRunner.AssertOneLineError(CliRunner.Run("convert-trainable", "--input", evil, "--output", Path.Combine(_dir, "z.bin")));
         Assert.Contains("system", line);
