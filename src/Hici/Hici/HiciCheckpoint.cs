@@ -12,31 +12,14 @@ namespace Hici.Hierarchical;
 /// <c>….self_attn.hierarchical_aggregator.*</c> → <c>….self_attn.global_integrator.*</c>. A source holding
 /// both spellings of one tensor is refused. Does not own the wrapped source.
 /// </summary>
-public sealed class HiciKeyAliasSource : IWeightSource
+public sealed class HiciKeyAliasSource : RenamedKeySource
 {
     private static readonly Regex Legacy = new(@"(^|\.)(global_memory|hierarchical_aggregator)\.", RegexOptions.Compiled);
-    private readonly IWeightSource _inner;
-    private readonly Dictionary<string, string> _toInner = new(StringComparer.Ordinal);
-    private readonly List<string> _keys = new();
 
-    /// <summary>(legacy key, current key) pairs that were renamed.</summary>
-    public IReadOnlyList<(string Legacy, string Current)> Renamed { get; }
+    private HiciKeyAliasSource(IWeightSource inner) : base(inner, CurrentName, ownsInner: false) { }
 
-    private HiciKeyAliasSource(IWeightSource inner)
-    {
-        _inner = inner;
-        var renamed = new List<(string, string)>();
-        foreach (var k in inner.Keys)
-        {
-            string cur = CurrentName(k);
-            if (_toInner.TryGetValue(cur, out var prev))
-                throw new HiciException($"{inner.Origin}: holds both '{prev}' and '{k}' (legacy and current names of one HiCI tensor); keep one");
-            _toInner[cur] = k;
-            _keys.Add(cur);
-            if (cur != k) renamed.Add((k, cur));
-        }
-        Renamed = renamed;
-    }
+    protected override string DuplicateMessage(string first, string second, string current) =>
+        $"{Origin}: holds both '{first}' and '{second}' (legacy and current names of one HiCI tensor); keep one";
 
     public static string CurrentName(string key) => Legacy.Replace(key, m =>
         m.Groups[1].Value + (m.Groups[2].Value == "global_memory" ? "local_constructor." : "global_integrator."));
@@ -44,17 +27,6 @@ public sealed class HiciKeyAliasSource : IWeightSource
     /// <summary>The source itself when it has no legacy key, else an aliasing view.</summary>
     public static IWeightSource Wrap(IWeightSource src) =>
         src is HiciKeyAliasSource || !src.Keys.Any(k => Legacy.IsMatch(k)) ? src : new HiciKeyAliasSource(src);
-
-    public IReadOnlyCollection<string> Keys => _keys;
-    public bool Contains(string key) => _toInner.ContainsKey(key);
-    public long[] Shape(string key) => _inner.Shape(Inner(key));
-    public ScalarType DType(string key) => _inner.DType(Inner(key));
-    public Tensor Load(string key, ScalarType? dtype = null, Device? device = null) => _inner.Load(Inner(key), dtype, device);
-    public string Origin => _inner.Origin;
-    public void Dispose() { }
-
-    private string Inner(string key) =>
-        _toInner.TryGetValue(key, out var k) ? k : throw new HiciException($"{Origin}: no tensor '{key}'");
 }
 
 /// <summary>HiCI-specific checks and key handling around the model loader.</summary>

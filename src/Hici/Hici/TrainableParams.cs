@@ -115,48 +115,21 @@ public static class TrainableParams
 }
 
 /// <summary>A trainable_params file with normalised keys (see <see cref="TrainableParams.Open"/>). Owns the file.</summary>
-public sealed class TrainableSource : IWeightSource
+public sealed class TrainableSource : RenamedKeySource
 {
     private static readonly Regex PeftPrefix = new(@"^base_model\.model\.", RegexOptions.Compiled);
-    private readonly IWeightSource _inner;
-    private readonly Dictionary<string, string> _toInner = new(StringComparer.Ordinal);
-    private readonly List<string> _keys = new();
 
-    /// <summary>(key in the file, key read as) for every key that was renamed.</summary>
-    public IReadOnlyList<(string Legacy, string Current)> Renamed { get; }
+    internal TrainableSource(IWeightSource inner) : base(inner, Normalise, ownsInner: true) { }
 
-    internal TrainableSource(IWeightSource inner)
-    {
-        _inner = inner;
-        var renamed = new List<(string, string)>();
-        foreach (var k in inner.Keys)
-        {
-            string cur = HiciKeyAliasSource.CurrentName(PeftPrefix.Replace(k, "").Replace(".base_layer.", ".", StringComparison.Ordinal));
-            if (_toInner.TryGetValue(cur, out var prev))
-                throw new HiciException($"{inner.Origin}: holds both '{prev}' and '{k}', two spellings of '{cur}'; keep one");
-            _toInner[cur] = k;
-            _keys.Add(cur);
-            if (cur != k) renamed.Add((k, cur));
-        }
-        Renamed = renamed;
-    }
+    /// <summary>zero_to_fp32's PEFT prefix and newer PEFT's <c>.base_layer.</c> dropped, legacy HiCI names current.</summary>
+    private static string Normalise(string key) =>
+        HiciKeyAliasSource.CurrentName(PeftPrefix.Replace(key, "").Replace(".base_layer.", ".", StringComparison.Ordinal));
 
     /// <summary>Rows of model.embed_tokens.weight in the file (the trained vocabulary), or null.</summary>
     public long? EmbedRows => Contains(TrainableParams.EmbedKey) ? Shape(TrainableParams.EmbedKey)[0] : null;
 
     /// <summary>True when the file holds HiCI module tensors.</summary>
-    public bool HasHici => _keys.Any(HiciCheckpoint.IsHiciKey);
-
-    public IReadOnlyCollection<string> Keys => _keys;
-    public bool Contains(string key) => _toInner.ContainsKey(key);
-    public long[] Shape(string key) => _inner.Shape(Inner(key));
-    public ScalarType DType(string key) => _inner.DType(Inner(key));
-    public Tensor Load(string key, ScalarType? dtype = null, Device? device = null) => _inner.Load(Inner(key), dtype, device);
-    public string Origin => _inner.Origin;
-    public void Dispose() => _inner.Dispose();
-
-    private string Inner(string key) =>
-        _toInner.TryGetValue(key, out var k) ? k : throw new HiciException($"{Origin}: no tensor '{key}'");
+    public bool HasHici => Keys.Any(HiciCheckpoint.IsHiciKey);
 }
 
 /// <param name="Loaded">file keys copied into the model</param>
