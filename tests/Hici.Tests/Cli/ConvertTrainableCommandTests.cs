@@ -44,10 +44,10 @@ public class ConvertTrainableCommandTests : IDisposable
         }
 
         // The reference side: real torch.load(weights_only=True) reads our file as the python original (when this machine has torch).
-        var py = TrainableParamsTests.PythonWithTorch();
+        var py = PythonTorch.Path;
         if (py is null) return;
-        var r = TrainableParamsTests.Run(py, $"\"{Path.Combine(TrainableParamsTests.RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{bin}\" \"{Original}\"");
-        Assert.True(r.Code == 0, r.Output);
+        var r = PythonTorch.Run(py, $"\"{Path.Combine(TrainableParamsTests.RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{bin}\" \"{Original}\"");
+        Assert.True(r.ExitCode == 0, r.Output);
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
@@ -132,30 +131,12 @@ public class TrainableParamsTests
         using (var exp = Fixture.Open($"refdir-{model}/expected.safetensors"))
             Close.Check(exp["lp.full"], LogProbs(m2.Model, exp["input_ids"]), Tol, $"refdir {model} reloaded from our trainable_params.bin");
         // real torch.load(weights_only=True) when this machine has it
-        var py = PythonWithTorch();
+        var py = PythonTorch.Path;
         if (py is null) return;
-        var r = Run(py, $"\"{Path.Combine(RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{written}\" \"{original}\"");
-        Assert.True(r.Code == 0, r.Output);
+        var r = PythonTorch.Run(py, $"\"{Path.Combine(RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{written}\" \"{original}\"");
+        Assert.True(r.ExitCode == 0, r.Output);
         Assert.Contains("ok:", r.Output);
     }
 
     internal static string RepoRoot() => Path.GetFullPath(Path.Combine(Folder("qwen3"), "..", "..", "..", ".."));
-
-    internal static string? PythonWithTorch()
-    {
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python)) return null;
-        return Run(python, "-c \"import torch\"").Code == 0 ? python : null;
-    }
-
-    internal static (int Code, string Output) Run(string exe, string args)
-    {
-        var psi = new ProcessStartInfo(exe, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment.Remove("PYTHONPATH");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr);
-    }
 }

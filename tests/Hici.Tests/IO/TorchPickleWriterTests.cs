@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.IO.Compression;
 using Hici.IO;
 using TorchSharp;
@@ -101,9 +100,8 @@ public class TorchPickleWriterTests
             Assert.Contains($"{root}/data/0", names);
         }
 
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python) || Run(python, "-c \"import torch\"").ExitCode != 0) return; // checked above against the torch-verified file
-        var r = Run(python, $"\"{Path.Combine(IoFixtures.RepoRoot, "tools", "check_pickle_writer.py")}\" \"{fresh}\"");
+        if (PythonTorch.Path is not { } python) return; // checked above against the torch-verified file
+        var r = PythonTorch.Run(python, $"\"{Path.Combine(IoFixtures.RepoRoot, "tools", "check_pickle_writer.py")}\" \"{fresh}\"");
         Assert.True(r.ExitCode == 0, r.Output);
         Assert.Contains("ok:", r.Output);
     }
@@ -118,16 +116,5 @@ public class TorchPickleWriterTests
             s.CopyTo(ms);
             return (e.FullName, Convert.ToHexString(ms.ToArray()));
         }).ToList();
-    }
-
-    private static (int ExitCode, string Output) Run(string exe, string args)
-    {
-        var psi = new ProcessStartInfo(exe, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment.Remove("PYTHONPATH");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr);
     }
 }
