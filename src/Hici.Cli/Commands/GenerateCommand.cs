@@ -96,7 +96,7 @@ public static class GenerateCommand
         long positions = (long)promptTokens + maxNew;
         if (positions > int.MaxValue)
             throw new HiciException($"--max-new-tokens {maxNew}: prompt ({promptTokens} tokens) + max new tokens exceeds {int.MaxValue} positions");
-        double bytes = 2.0 * cfg.NumHiddenLayers * cfg.NumKeyValueHeads * cfg.HeadDim * positions * (dtype == TorchSharp.torch.ScalarType.Float32 ? 4 : 2);
+        double bytes = KvCache.RequiredBytes(cfg, 1, positions, dtype);
         if (bytes > memoryBytes)
             throw new HiciException($"--max-new-tokens {maxNew}: the KV cache for {positions} positions needs {bytes / (1L << 30):F1} GiB, " +
                                     $"more than this machine's {memoryBytes / (double)(1L << 30):F1} GiB of memory");

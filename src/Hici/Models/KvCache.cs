@@ -57,6 +57,11 @@ public sealed class KvCache : IDisposable
         if (maxLength <= 0) throw new HiciException($"KV cache length must be positive (got {maxLength})");
         Batch = batch;
         MaxLength = maxLength;
+        // A typo'd length should be an error, not a native allocation failure or an OOM kill mid-run.
+        double need = RequiredBytes(cfg, batch, maxLength, dtype);
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (device.type == DeviceType.CPU && need > available)
+            throw new HiciException($"a KV cache for {maxLength} positions (batch {batch}) needs {need / (1L << 30):F1} GiB, more than the {available / (double)(1L << 30):F1} GiB this process can use");
         Layers = Enumerable.Range(0, cfg.NumHiddenLayers)
             .Select(_ => new LayerKvCache(batch, cfg.NumKeyValueHeads, maxLength, cfg.HeadDim, dtype, device))
             .ToArray();
@@ -65,6 +70,10 @@ public sealed class KvCache : IDisposable
     /// <summary>Bytes a cache of this shape takes: 2 (K and V) × layers × B × n_kv × len × head_dim × element size.</summary>
     public static long Bytes(ModelConfig cfg, long batch, long maxLength, ScalarType dtype) =>
         2L * cfg.NumHiddenLayers * batch * cfg.NumKeyValueHeads * maxLength * cfg.HeadDim * ElementSize(dtype);
+
+    /// <summary><see cref="Bytes"/> in floating point, so absurd lengths are measured rather than overflowing.</summary>
+    public static double RequiredBytes(ModelConfig cfg, long batch, long maxLength, ScalarType dtype) =>
+        2.0 * cfg.NumHiddenLayers * batch * cfg.NumKeyValueHeads * (double)maxLength * cfg.HeadDim * ElementSize(dtype);
 
     internal static int ElementSize(ScalarType dtype) => dtype switch
     {

@@ -97,4 +97,15 @@ public class KvCacheTests(ITestOutputHelper output)
         long after = stats.ThreadTotalLiveCount;
         Assert.Equal(before, after);
     }
+
+    /// <summary>An absurd cache length is a clear error before any allocation (not a native failure or an OOM kill).</summary>
+    [Fact]
+    public void CacheLargerThanMemoryIsRefused()
+    {
+        var cfg = ModelFixtures.Config("qwen3-gqa");
+        double need = KvCache.RequiredBytes(cfg, 1, 1L << 40, ScalarType.Float32);
+        Assert.Equal(2.0 * 2 * 2 * 32 * 4 * (1L << 40), need);                // layers·kv heads·head_dim·fp32 from the fixture config
+        var e = Assert.Throws<HiciException>(() => new KvCache(cfg, 1, 1L << 40, ScalarType.Float32, CPU));
+        Assert.Contains("GiB", e.Message);
+    }
 }
