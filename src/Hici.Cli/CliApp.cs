@@ -32,6 +32,11 @@ public static class CliApp
     public static int Run(string[] args)
     {
         var root = Build();
+        if (args.Length == 0)
+        {
+            root.Parse(new[] { "--help" }).Invoke();   // a bare `hici` asks what there is: show it
+            return 1;
+        }
         var pr = root.Parse(args);
         if (pr.Action is ParseErrorAction && pr.Errors.Count > 0)
         {

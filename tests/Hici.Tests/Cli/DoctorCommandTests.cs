@@ -31,4 +31,13 @@ public class DoctorCommandTests
         foreach (var c in new[] { "doctor", "info", "score", "generate", "tokenize" })
             Assert.Matches($@"(?m)^\s+{c}\s", r.Out);
     }
+
+    [Fact]
+    public void BareHiciShowsTheCommandsAndFails()
+    {
+        var r = CliRunner.Run();
+        Assert.Equal(1, r.Code);
+        Assert.Matches(@"(?m)^\s+score\s", r.Out);
+        Assert.Equal("", r.Err);
+    }
 }
