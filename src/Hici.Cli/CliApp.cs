@@ -10,7 +10,7 @@ public static class CliApp
 {
     public static RootCommand Build()
     {
-        var root = new RootCommand("hici: load, run, fine-tune and evaluate long-context LLMs (Llama-2/3, Qwen3, HiCI) on TorchSharp");
+        var root = new RootCommand("hici: load, score, generate with and merge long-context LLMs (Llama-2/3, Qwen3; full or HiCI attention) on TorchSharp");
         root.Options.Add(Common.Verbose);
         // One line per command; each command lives in Commands/<Name>Command.cs.
         root.Subcommands.Add(DoctorCommand.Build());
