@@ -20,7 +20,7 @@ public interface IGlobalIntegrator
     nn.Module Module { get; }
 }
 
-/// <summary>The statistics and the light multi-head attention both integrator classes share.</summary>
+/// <summary>The statistics both integrator classes compute (pure functions).</summary>
 internal static class GlobalIntegration
 {
     public const int NumStats = 5;
@@ -59,24 +59,6 @@ internal static class GlobalIntegration
         return stack(new[] { cumMean, cumMax, cumMin, cumStd, cumNm }, 2).reshape(b * n, NumStats, hdim);
     }
 
-    /// <summary>c [B', 5, D] → G [B', K, H]: K learned queries over the 5 compressed statistics, then expand.</summary>
-    public static Tensor Attend(Tensor c, Parameter globalQueries, Parameter expandScale,
-        nn.Module<Tensor, Tensor> q, nn.Module<Tensor, Tensor> k, nn.Module<Tensor, Tensor> v, nn.Module<Tensor, Tensor> o,
-        Linear expand, int numHeads)
-    {
-        long bb = c.shape[0], ns = c.shape[1], d = c.shape[2];
-        long kq = globalQueries.shape[0];
-        long dg = d / numHeads;
-        var qg = q.forward(globalQueries).view(1, kq, numHeads, dg).transpose(1, 2);  // [1, h, K, dG]
-        var kc = k.forward(c).view(bb, ns, numHeads, dg).transpose(1, 2);            // [B', h, 5, dG]
-        var vc = v.forward(c).view(bb, ns, numHeads, dg).transpose(1, 2);
-        var scores = matmul(qg, kc.transpose(-2, -1)) * Math.Pow(dg, -0.5);
-        var attn = scores.softmax(-1);
-        var og = matmul(attn, vc).transpose(1, 2).reshape(bb, kq, d);               // [B', K, D]
-        var gc = o.forward(og);
-        return expand.forward(gc) * nn.functional.softplus(expandScale);
-    }
-
     public static double InverseSoftplus(double y) => Math.Log(Math.Exp(y) - 1.0);
 
     /// <summary>Row indices of the k rows of largest L2 norm (torch.topk order).</summary>
@@ -85,30 +67,31 @@ internal static class GlobalIntegration
 }
 
 /// <summary>
-/// Global Integration with one shared compressor for the five statistics (the reference's
-/// <c>GlobalIntegratorShared</c>, used by every published checkpoint; spec §3.1).
-/// Field names are the state-dict sub-keys under <c>self_attn.global_integrator.</c>.
+/// What both integrator classes share (spec §3.3–3.5): the learned queries and output scale (loader-settable),
+/// the light multi-head attention q/k/v/o over the five compressed statistics, <c>expand</c> back to H, the
+/// init rules, and the non-causal / causal forwards. A subclass builds its compressors first, then calls
+/// <see cref="BuildAttention"/> (the construction order keeps the reference's RNG order), and supplies
+/// <see cref="CompressStats"/> and <see cref="CompressQueryRows"/>.
+/// The fields are <c>private protected</c> rather than private so TorchSharp's RegisterComponents, which
+/// reflects over the runtime type's fields, sees them from the subclass; their names are the state-dict keys.
 /// </summary>
-public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalIntegrator
+public abstract class GlobalIntegratorBase : nn.Module<Tensor, Tensor>, IGlobalIntegrator
 {
 #pragma warning disable IDE1006
-    [ComponentName(Name = "global_queries")] private Parameter _global_queries;
-    [ComponentName(Name = "expand_scale_param")] private Parameter _expand_scale_param;
-    private readonly Sequential shared_compressor;
-    private readonly Sequential? stat_expand;
+    [ComponentName(Name = "global_queries")] private protected Parameter _global_queries = null!;
+    [ComponentName(Name = "expand_scale_param")] private protected Parameter _expand_scale_param = null!;
     // Modules, not Linear, so LoRA can wrap them (PEFT's suffix match reaches these too, spec §7.3).
-    private nn.Module<Tensor, Tensor> q_proj;
-    private nn.Module<Tensor, Tensor> k_proj;
-    private nn.Module<Tensor, Tensor> v_proj;
-    private nn.Module<Tensor, Tensor> o_proj;
-    private readonly Linear expand;
+    private protected nn.Module<Tensor, Tensor> q_proj = null!;
+    private protected nn.Module<Tensor, Tensor> k_proj = null!;
+    private protected nn.Module<Tensor, Tensor> v_proj = null!;
+    private protected nn.Module<Tensor, Tensor> o_proj = null!;
+    private protected Linear expand = null!;
 #pragma warning restore IDE1006
 
     public int HiddenSize { get; }
     public int NumGlobalSlots { get; }
     public int Width { get; }
     public int NumHeads { get; }
-    public int SharedCompressDim { get; }
     public nn.Module Module => this;
 
     /// <summary>Learned queries [K, D]. Settable so a loader can swap a meta placeholder for data.</summary>
@@ -128,51 +111,45 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
     public Parameter GlobalQueries => _global_queries;
     public Parameter ExpandScaleParam => _expand_scale_param;
 
-    public GlobalIntegratorShared(int hiddenSize, HiciConfig cfg, Tensor? embeddings = null,
-        ScalarType dtype = ScalarType.Float32, Device? device = null)
-        : this(hiddenSize, cfg.GlobalSlots, cfg.BottleneckDim, cfg.SharedCompressDim, cfg.NumHeads,
-            embeddings, cfg.UseHighNormInit, cfg.OutputScaleInit, dtype, device) { }
-
-    /// <summary>
-    /// Builds and initialises per spec §3.3. <paramref name="compressDim"/> is the module's compress_dim,
-    /// which the reference register sets to the bottleneck β; the working width is D = compressDim when
-    /// C &lt; compressDim, else C (no stat_expand). <paramref name="embeddings"/>: the host's input
-    /// embedding matrix [V, H] for the high-norm init of the global queries (null → xavier-uniform).
-    /// </summary>
-    public GlobalIntegratorShared(int hiddenSize, int globalSlots = 4, int compressDim = 512, int sharedCompressDim = 128,
-        int numHeads = 8, Tensor? embeddings = null, bool useHighNormInit = true, double outputScaleInit = 0.1,
-        ScalarType dtype = ScalarType.Float32, Device? device = null)
-        : base("GlobalIntegratorShared")
+    /// <summary>Checks the sizes (messages name <paramref name="name"/>); builds nothing.</summary>
+    private protected GlobalIntegratorBase(string name, int hiddenSize, int globalSlots, int compressDim, int width,
+        int numHeads, double outputScaleInit)
+        : base(name)
     {
         if (compressDim % numHeads != 0)
-            throw new HiciException($"GlobalIntegratorShared: compress_dim {compressDim} is not divisible by num_heads {numHeads}");
-        if (outputScaleInit <= 0) throw new HiciException("GlobalIntegratorShared: output_scale_init must be > 0");
+            throw new HiciException($"{name}: compress_dim {compressDim} is not divisible by num_heads {numHeads}");
+        if (outputScaleInit <= 0) throw new HiciException($"{name}: output_scale_init must be > 0");
+        if (width % numHeads != 0)
+            throw new HiciException($"{name}: width {width} is not divisible by num_heads {numHeads}");
         HiddenSize = hiddenSize;
         NumGlobalSlots = globalSlots;
         NumHeads = numHeads;
-        SharedCompressDim = sharedCompressDim;
-        Width = sharedCompressDim < compressDim ? compressDim : sharedCompressDim;
-        if (Width % numHeads != 0)
-            throw new HiciException($"GlobalIntegratorShared: width {Width} is not divisible by num_heads {numHeads}");
+        Width = width;
+    }
 
-        // Built in the target dtype/device; on the meta device nothing is initialised (a loader fills it).
+    /// <summary>c [B', 5, D] from the statistics s [B', 5, H].</summary>
+    private protected abstract Tensor CompressStats(Tensor stats);
+
+    /// <summary>The compression the high-norm query init applies to embedding rows [K, H] → [K, D].</summary>
+    private protected abstract Tensor CompressQueryRows(Tensor rows);
+
+    /// <summary>
+    /// Steps 2–6 of spec §3.3, called by the subclass constructor after its compressors (step 1) exist; then
+    /// registers every field. On the meta device nothing is initialised (a loader fills it).
+    /// <paramref name="embeddings"/>: the host's input embedding matrix [V, H] for the high-norm init of the
+    /// global queries (null → xavier-uniform).
+    /// </summary>
+    private protected void BuildAttention(Tensor? embeddings, bool useHighNormInit, double outputScaleInit,
+        ScalarType dtype, Device? device)
+    {
         bool meta = device is { type: DeviceType.META };
-        // 1. compressors: default Linear init, LayerNorm 1/0.
-        shared_compressor = nn.Sequential(
-            ("0", (nn.Module<Tensor, Tensor>)nn.Linear(hiddenSize, sharedCompressDim, hasBias: false, device: device, dtype: dtype)),
-            ("1", nn.LayerNorm(sharedCompressDim, eps: 1e-5, device: device, dtype: dtype)));
-        stat_expand = sharedCompressDim < compressDim
-            ? nn.Sequential(
-                ("0", (nn.Module<Tensor, Tensor>)nn.Linear(sharedCompressDim, Width, hasBias: false, device: device, dtype: dtype)),
-                ("1", nn.LayerNorm(Width, eps: 1e-5, device: device, dtype: dtype)))
-            : null;
         // 2. queries start at zero; 3. q/k/v/o default init (overwritten below).
-        _global_queries = NewParam(zeros(globalSlots, Width, dtype, device));
+        _global_queries = NewParam(zeros(NumGlobalSlots, Width, dtype, device));
         q_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
         k_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
         v_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
         o_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
-        expand = nn.Linear(Width, hiddenSize, hasBias: false, device: device, dtype: dtype);
+        expand = nn.Linear(Width, HiddenSize, hasBias: false, device: device, dtype: dtype);
         _expand_scale_param = NewParam(tensor(GlobalIntegration.InverseSoftplus(outputScaleInit), dtype, device));
         RegisterComponents();
         if (meta) return;
@@ -185,7 +162,7 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
         }
     }
 
-    internal static Parameter NewParam(Tensor t)
+    private static Parameter NewParam(Tensor t)
     {
         var p = new Parameter(t);
         p.DetachFromDisposeScope();
@@ -200,20 +177,24 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
             ? GlobalIntegration.TopNormRows(embeddings, NumGlobalSlots)
             : randperm(embeddings.shape[0], device: embeddings.device).narrow(0, 0, NumGlobalSlots);
         var rows = embeddings.index_select(0, idx).to(_global_queries.dtype, _global_queries.device);
-        _global_queries.copy_(Compress(rows));
+        _global_queries.copy_(CompressQueryRows(rows));
     }
 
-    private Tensor Compress(Tensor s)
-    {
-        var c = shared_compressor.forward(s);
-        return stat_expand is null ? c : stat_expand.forward(c);
-    }
-
+    /// <summary>s [B', 5, H] → G [B', K, H]: K learned queries over the 5 compressed statistics, then expand.</summary>
     private Tensor Integrate(Tensor stats)
     {
-        long bb = stats.shape[0];
-        var c = Compress(stats.reshape(bb * GlobalIntegration.NumStats, HiddenSize)).view(bb, GlobalIntegration.NumStats, Width);
-        return GlobalIntegration.Attend(c, _global_queries, _expand_scale_param, q_proj, k_proj, v_proj, o_proj, expand, NumHeads);
+        var c = CompressStats(stats);                                                 // [B', 5, D]
+        long bb = c.shape[0], ns = c.shape[1], d = c.shape[2];
+        long kq = _global_queries.shape[0];
+        long dg = d / NumHeads;
+        var qg = q_proj.forward(_global_queries).view(1, kq, NumHeads, dg).transpose(1, 2);  // [1, h, K, dG]
+        var kc = k_proj.forward(c).view(bb, ns, NumHeads, dg).transpose(1, 2);            // [B', h, 5, dG]
+        var vc = v_proj.forward(c).view(bb, ns, NumHeads, dg).transpose(1, 2);
+        var scores = matmul(qg, kc.transpose(-2, -1)) * Math.Pow(dg, -0.5);
+        var attn = scores.softmax(-1);
+        var og = matmul(attn, vc).transpose(1, 2).reshape(bb, kq, d);                 // [B', K, D]
+        var gc = o_proj.forward(og);
+        return expand.forward(gc) * nn.functional.softplus(_expand_scale_param);
     }
 
     public override Tensor forward(Tensor localSlots) => Forward(localSlots);
@@ -236,43 +217,75 @@ public sealed class GlobalIntegratorShared : nn.Module<Tensor, Tensor>, IGlobalI
 }
 
 /// <summary>
+/// Global Integration with one shared compressor for the five statistics (the reference's
+/// <c>GlobalIntegratorShared</c>, used by every published checkpoint; spec §3.1).
+/// Field names (here and in <see cref="GlobalIntegratorBase"/>) are the state-dict sub-keys under
+/// <c>self_attn.global_integrator.</c>.
+/// </summary>
+public sealed class GlobalIntegratorShared : GlobalIntegratorBase
+{
+#pragma warning disable IDE1006
+    private readonly Sequential shared_compressor;
+    private readonly Sequential? stat_expand;
+#pragma warning restore IDE1006
+
+    public int SharedCompressDim { get; }
+
+    public GlobalIntegratorShared(int hiddenSize, HiciConfig cfg, Tensor? embeddings = null,
+        ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : this(hiddenSize, cfg.GlobalSlots, cfg.BottleneckDim, cfg.SharedCompressDim, cfg.NumHeads,
+            embeddings, cfg.UseHighNormInit, cfg.OutputScaleInit, dtype, device) { }
+
+    /// <summary>
+    /// Builds and initialises per spec §3.3. <paramref name="compressDim"/> is the module's compress_dim,
+    /// which the reference register sets to the bottleneck β; the working width is D = compressDim when
+    /// C &lt; compressDim, else C (no stat_expand). <paramref name="embeddings"/>: the host's input
+    /// embedding matrix [V, H] for the high-norm init of the global queries (null → xavier-uniform).
+    /// </summary>
+    public GlobalIntegratorShared(int hiddenSize, int globalSlots = 4, int compressDim = 512, int sharedCompressDim = 128,
+        int numHeads = 8, Tensor? embeddings = null, bool useHighNormInit = true, double outputScaleInit = 0.1,
+        ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base("GlobalIntegratorShared", hiddenSize, globalSlots, compressDim,
+            sharedCompressDim < compressDim ? compressDim : sharedCompressDim, numHeads, outputScaleInit)
+    {
+        SharedCompressDim = sharedCompressDim;
+        // 1. compressors: default Linear init, LayerNorm 1/0.
+        shared_compressor = nn.Sequential(
+            ("0", (nn.Module<Tensor, Tensor>)nn.Linear(hiddenSize, sharedCompressDim, hasBias: false, device: device, dtype: dtype)),
+            ("1", nn.LayerNorm(sharedCompressDim, eps: 1e-5, device: device, dtype: dtype)));
+        stat_expand = sharedCompressDim < compressDim
+            ? nn.Sequential(
+                ("0", (nn.Module<Tensor, Tensor>)nn.Linear(sharedCompressDim, Width, hasBias: false, device: device, dtype: dtype)),
+                ("1", nn.LayerNorm(Width, eps: 1e-5, device: device, dtype: dtype)))
+            : null;
+        BuildAttention(embeddings, useHighNormInit, outputScaleInit, dtype, device);
+    }
+
+    private Tensor Compress(Tensor s)
+    {
+        var c = shared_compressor.forward(s);
+        return stat_expand is null ? c : stat_expand.forward(c);
+    }
+
+    private protected override Tensor CompressQueryRows(Tensor rows) => Compress(rows);
+
+    private protected override Tensor CompressStats(Tensor stats)
+    {
+        long bb = stats.shape[0];
+        return Compress(stats.reshape(bb * GlobalIntegration.NumStats, HiddenSize)).view(bb, GlobalIntegration.NumStats, Width);
+    }
+}
+
+/// <summary>
 /// Global Integration with one compressor per statistic (the reference's <c>GlobalIntegrator</c>, spec §3.2).
 /// Statistic i (order mean, max, min, std, norm_mean) goes through <c>stat_compressors.{i}</c>. Has a causal
 /// forward as in the Llama file (the Qwen3 file's class lacks one; see docs/hici.md).
 /// </summary>
-public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegrator
+public sealed class GlobalIntegrator : GlobalIntegratorBase
 {
 #pragma warning disable IDE1006
-    [ComponentName(Name = "global_queries")] private Parameter _global_queries;
-    [ComponentName(Name = "expand_scale_param")] private Parameter _expand_scale_param;
     private readonly ModuleList<Sequential> stat_compressors;
-    // Modules, not Linear, so LoRA can wrap them (PEFT's suffix match reaches these too, spec §7.3).
-    private nn.Module<Tensor, Tensor> q_proj;
-    private nn.Module<Tensor, Tensor> k_proj;
-    private nn.Module<Tensor, Tensor> v_proj;
-    private nn.Module<Tensor, Tensor> o_proj;
-    private readonly Linear expand;
 #pragma warning restore IDE1006
-
-    public int HiddenSize { get; }
-    public int NumGlobalSlots { get; }
-    public int Width { get; }
-    public int NumHeads { get; }
-    public nn.Module Module => this;
-
-    /// <summary>Learned queries [K, D]. Settable so a loader can swap a meta placeholder for data.</summary>
-    public Parameter global_queries
-    {
-        get => _global_queries;
-        set { if (!ReferenceEquals(value, _global_queries)) { _global_queries.Dispose(); _global_queries = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("global_queries", value); } }
-    }
-
-    /// <summary>0-dim; the output scale is softplus of it. Settable for the loader.</summary>
-    public Parameter expand_scale_param
-    {
-        get => _expand_scale_param;
-        set { if (!ReferenceEquals(value, _expand_scale_param)) { _expand_scale_param.Dispose(); _expand_scale_param = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("expand_scale_param", value); } }
-    }
 
     public GlobalIntegrator(int hiddenSize, HiciConfig cfg, Tensor? embeddings = null,
         ScalarType dtype = ScalarType.Float32, Device? device = null)
@@ -282,71 +295,23 @@ public sealed class GlobalIntegrator : nn.Module<Tensor, Tensor>, IGlobalIntegra
     public GlobalIntegrator(int hiddenSize, int globalSlots = 4, int compressDim = 512, int numHeads = 8,
         Tensor? embeddings = null, bool useHighNormInit = true, double outputScaleInit = 0.1,
         ScalarType dtype = ScalarType.Float32, Device? device = null)
-        : base("GlobalIntegrator")
+        : base("GlobalIntegrator", hiddenSize, globalSlots, compressDim, compressDim, numHeads, outputScaleInit)
     {
-        if (compressDim % numHeads != 0)
-            throw new HiciException($"GlobalIntegrator: compress_dim {compressDim} is not divisible by num_heads {numHeads}");
-        if (outputScaleInit <= 0) throw new HiciException("GlobalIntegrator: output_scale_init must be > 0");
-        HiddenSize = hiddenSize;
-        NumGlobalSlots = globalSlots;
-        NumHeads = numHeads;
-        Width = compressDim;
-
-        bool meta = device is { type: DeviceType.META };
         stat_compressors = new ModuleList<Sequential>();
         for (int i = 0; i < GlobalIntegration.NumStats; i++)
             stat_compressors.Add(nn.Sequential(
                 ("0", (nn.Module<Tensor, Tensor>)nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype)),
                 ("1", nn.LayerNorm(Width, eps: 1e-5, device: device, dtype: dtype))));
-        _global_queries = GlobalIntegratorShared.NewParam(zeros(globalSlots, Width, dtype, device));
-        q_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
-        k_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
-        v_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
-        o_proj = nn.Linear(Width, Width, hasBias: false, device: device, dtype: dtype);
-        expand = nn.Linear(Width, hiddenSize, hasBias: false, device: device, dtype: dtype);
-        _expand_scale_param = GlobalIntegratorShared.NewParam(tensor(GlobalIntegration.InverseSoftplus(outputScaleInit), dtype, device));
-        RegisterComponents();
-        if (meta) return;
-        using (no_grad())
-        {
-            nn.init.normal_(expand.weight!, 0.0, 0.02 / Math.Sqrt(Width));
-            if (embeddings is null) nn.init.xavier_uniform_(_global_queries);
-            else
-            {
-                using var scope = NewDisposeScope();
-                var idx = useHighNormInit
-                    ? GlobalIntegration.TopNormRows(embeddings, globalSlots)
-                    : randperm(embeddings.shape[0], device: embeddings.device).narrow(0, 0, globalSlots);
-                var rows = embeddings.index_select(0, idx).to(_global_queries.dtype, _global_queries.device);
-                _global_queries.copy_(stat_compressors[0].forward(rows));
-            }
-            foreach (var p in new[] { q_proj, k_proj, v_proj, o_proj }) nn.init.xavier_uniform_(((Linear)p).weight!);
-        }
+        BuildAttention(embeddings, useHighNormInit, outputScaleInit, dtype, device);
     }
 
-    private Tensor Integrate(Tensor stats)
+    /// <summary>The reference initialises the queries through the first (mean) compressor.</summary>
+    private protected override Tensor CompressQueryRows(Tensor rows) => stat_compressors[0].forward(rows);
+
+    private protected override Tensor CompressStats(Tensor stats)
     {
         var parts = new Tensor[GlobalIntegration.NumStats];
         for (int i = 0; i < parts.Length; i++) parts[i] = stat_compressors[i].forward(stats.select(1, i));
-        var c = stack(parts, 1);                                                    // [B', 5, D]
-        return GlobalIntegration.Attend(c, _global_queries, _expand_scale_param, q_proj, k_proj, v_proj, o_proj, expand, NumHeads);
-    }
-
-    public override Tensor forward(Tensor localSlots) => Forward(localSlots);
-
-    public Tensor Forward(Tensor localSlots)
-    {
-        using var scope = NewDisposeScope();
-        long b = localSlots.shape[0];
-        var z = localSlots.reshape(b, -1, HiddenSize);
-        return Integrate(GlobalIntegration.Stats(z)).MoveToOuterDisposeScope();
-    }
-
-    public Tensor ForwardCausal(Tensor localSlots)
-    {
-        using var scope = NewDisposeScope();
-        long b = localSlots.shape[0], n = localSlots.shape[1];
-        var g = Integrate(GlobalIntegration.CausalStats(localSlots));
-        return g.view(b, n, NumGlobalSlots, HiddenSize).MoveToOuterDisposeScope();
+        return stack(parts, 1);                                                     // [B', 5, D]
     }
 }
