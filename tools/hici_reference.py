@@ -82,6 +82,14 @@ def _causal_stats(L):
 
 
 class _GIBase(nn.Module):
+    def _init_attention(self, hidden_size):
+        # registered last, in this order (the state-dict order of both integrators)
+        self.q_proj = nn.Linear(self.D, self.D, bias=False)
+        self.k_proj = nn.Linear(self.D, self.D, bias=False)
+        self.v_proj = nn.Linear(self.D, self.D, bias=False)
+        self.o_proj = nn.Linear(self.D, self.D, bias=False)
+        self.expand = nn.Linear(self.D, hidden_size, bias=False)
+
     def _attend(self, c):
         # c [B', 5, D] -> [B', K, H]
         Bp = c.shape[0]
@@ -119,11 +127,7 @@ class GlobalIntegratorShared(_GIBase):
             self.stat_expand = nn.Sequential(nn.Linear(shared_compress_dim, self.D, bias=False), nn.LayerNorm(self.D))
         else:
             self.stat_expand = nn.Identity()
-        self.q_proj = nn.Linear(self.D, self.D, bias=False)
-        self.k_proj = nn.Linear(self.D, self.D, bias=False)
-        self.v_proj = nn.Linear(self.D, self.D, bias=False)
-        self.o_proj = nn.Linear(self.D, self.D, bias=False)
-        self.expand = nn.Linear(self.D, hidden_size, bias=False)
+        self._init_attention(hidden_size)
 
     def _compress(self, s):
         Bp, _, H = s.shape
@@ -141,11 +145,7 @@ class GlobalIntegrator(_GIBase):
         self.expand_scale_param = nn.Parameter(torch.tensor(math.log(math.exp(output_scale_init) - 1.0)))
         self.stat_compressors = nn.ModuleList(
             [nn.Sequential(nn.Linear(hidden_size, self.D, bias=False), nn.LayerNorm(self.D)) for _ in range(5)])
-        self.q_proj = nn.Linear(self.D, self.D, bias=False)
-        self.k_proj = nn.Linear(self.D, self.D, bias=False)
-        self.v_proj = nn.Linear(self.D, self.D, bias=False)
-        self.o_proj = nn.Linear(self.D, self.D, bias=False)
-        self.expand = nn.Linear(self.D, hidden_size, bias=False)
+        self._init_attention(hidden_size)
 
     def _compress(self, s):
         return torch.stack([self.stat_compressors[i](s[:, i]) for i in range(5)], dim=1)

@@ -1,74 +1,31 @@
 #!/usr/bin/python3
 """Writes the HiCI golden fixtures (tiny random weights + inputs + expected outputs) under
-tests/fixtures/hici/ as safetensors, written by hand (8-byte LE header length + JSON header + raw bytes).
+tests/fixtures/hici/ as safetensors, written by hand (8-byte LE header length + JSON header + raw bytes;
+the writer is tools/fixturelib.py's).
 
 Run with a Python that has torch (Debian's python3-torch 1.13 at /usr/bin/python3 is enough):
     /usr/bin/python3 tools/make_hici_fixtures.py
 The expected outputs come from tools/hici_reference.py (an independent implementation of the spec).
 """
-import json
 import math
 import os
-import struct
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixturelib as fl  # noqa: E402
 import hici_reference as ref  # noqa: E402
+from fixturelib import randomise  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "hici")
 MAX_BYTES = 300 * 1000
 
-_DT = {torch.float32: ("F32", 4), torch.bfloat16: ("BF16", 2), torch.int64: ("I64", 8), torch.int32: ("I32", 4), torch.uint8: ("U8", 1),
-       torch.bool: ("BOOL", 1)}
-
 
 def write_safetensors(path, tensors, metadata=None):
-    header = {}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        code, size = _DT[t.dtype]
-        if t.dtype == torch.bool:
-            raw = t.to(torch.uint8).numpy().tobytes()
-        elif t.dtype == torch.bfloat16:
-            raw = t.view(torch.int16).numpy().tobytes()
-        else:
-            raw = t.numpy().tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    if metadata:
-        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
-    size = os.path.getsize(path)
-    assert size < MAX_BYTES, "%s is %d bytes (limit %d)" % (path, size, MAX_BYTES)
-    print("wrote %s (%d bytes, %d tensors)" % (os.path.relpath(path, ROOT), size, len(tensors)))
-
-
-def randomise(module, gen):
-    """Random weights at a scale where every part of the module changes the output."""
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if p.dim() == 0:
-                p.copy_(torch.tensor(0.4))                          # softplus(0.4) ~ 0.91
-            elif name.endswith(".bias"):
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-            elif p.dim() == 1:                                      # LayerNorm weight
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
-            elif name in ("memory_slots", "global_queries"):
-                p.copy_(torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
+    """Names sorted, metadata values as strings; each file must stay under MAX_BYTES."""
+    fl.write_safetensors(path, tensors, metadata, sort=True, max_bytes=MAX_BYTES, log=True)
 
 
 def prefixed(prefix, module):

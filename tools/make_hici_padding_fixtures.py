@@ -13,7 +13,6 @@ Writes tests/fixtures/hici/model-<name>/expected_padded.safetensors:
     lp.inference.<mode> [2, 30, V]              HiCI inference forward on the first 30 columns (S = 7, padded to 35)
 Only log-probs at real positions are meaningful (padded positions are compared nowhere).
 """
-import json
 import os
 import sys
 
@@ -23,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import hici_model_reference as hm  # noqa: E402
 import hici_reference as ref  # noqa: E402
-from make_model_fixtures import write_safetensors  # noqa: E402
+from fixturelib import hici_modules_from, read_json, read_safetensors, write_safetensors  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "hici")
 VALID1 = 19
@@ -33,11 +32,11 @@ def main():
     torch.set_num_threads(1)
     for name in ("qwen3", "llama"):
         folder = os.path.join(ROOT, "model-" + name)
-        cfg = json.load(open(os.path.join(folder, "config.json")))
-        hc = json.load(open(os.path.join(folder, "hici_config.json")))
-        sd = {k: v.float() for k, v in hm.read_safetensors(os.path.join(folder, "model.safetensors")).items()}
-        mods = hm.hici_modules_from(sd, cfg, hc)
-        row0 = hm.read_safetensors(os.path.join(folder, "expected_train.safetensors"))["input_ids"]
+        cfg = read_json(os.path.join(folder, "config.json"))
+        hc = read_json(os.path.join(folder, "hici_config.json"))
+        sd = {k: v.float() for k, v in read_safetensors(os.path.join(folder, "model.safetensors")).items()}
+        mods = hici_modules_from(sd, cfg, hc)
+        row0 = read_safetensors(os.path.join(folder, "expected_train.safetensors"))["input_ids"]
         gen = torch.Generator().manual_seed(77)
         row1 = torch.randint(3, cfg["vocab_size"], (32,), generator=gen)
         row1[VALID1:] = 0
@@ -51,7 +50,7 @@ def main():
                 out["lp.train." + mode] = hm.forward(cfg, sd, mods, ids, mask, mode, "train")
                 out["lp.inference." + mode] = hm.forward(cfg, sd, mods, ids[:, :30], mask[:, :30], mode, "inference")
             # row 0 alone must equal the unpadded fixture (guards this script against drift)
-            exp = hm.read_safetensors(os.path.join(folder, "expected_train.safetensors"))
+            exp = read_safetensors(os.path.join(folder, "expected_train.safetensors"))
             for key, mine in (("lp.full", out["lp.full"]), ("lp.causal_gi", out["lp.train.causal_gi"])):
                 d = (mine[0] - exp[key]).abs().max().item()
                 assert d < 1e-5, f"{name} {key}: row 0 differs from the unpadded fixture by {d}"

@@ -29,7 +29,6 @@ HiCI hyper-parameters (no hici_config.json: a foreign checkpoint): M=4 K=2 h=4 Î
 """
 import collections
 import copy
-import json
 import os
 import sys
 
@@ -37,24 +36,16 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import fixturelib as fl  # noqa: E402
 import hici_model_reference as hm  # noqa: E402
 import hici_reference as ref  # noqa: E402
-import make_model_fixtures as mm  # noqa: E402
-from make_hici_fixtures import randomise  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "hici")
 HC = dict(num_local_slots=4, global_slots=2, num_heads=4, bottleneck_dim=32, shared_compress_dim=16)
 
 MODELS = {
-    "qwen3": ({
-        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_act": "silu",
-        "vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "max_position_embeddings": 128,
-        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "rope_scaling": None, "tie_word_embeddings": True,
-        "attention_bias": False, "use_sliding_window": False, "sliding_window": None,
-        "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16",
-    }, 250, False),
-    "llama": (mm.llama_config(rope_scaling={"type": "linear", "factor": 2.0}), 258, True),
+    "qwen3": (fl.qwen3_config(), 250, False),
+    "llama": (fl.llama_config(rope_scaling={"type": "linear", "factor": 2.0}), 258, True),
 }
 
 
@@ -66,17 +57,12 @@ def resize(t, rows):
 
 
 R, ALPHA = 4, 8
-ADAPTER_CONFIG = {
-    "auto_mapping": None, "base_model_name_or_path": "tiny", "bias": "none", "fan_in_fan_out": False,
-    "inference_mode": True, "init_lora_weights": True, "layers_pattern": None, "layers_to_transform": None,
-    "lora_alpha": ALPHA, "lora_dropout": 0.0, "modules_to_save": None, "peft_type": "LORA", "r": R,
-    "revision": None, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "task_type": "CAUSAL_LM",
-}
+ADAPTER_CONFIG = fl.peft_config(R, ALPHA, ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 def lora_pairs(cfg, mods, gen):
     """module path -> (A [r, in], B [out, r]) bf16-rounded: attention q/k/v/o and the HiCI q/k/v/o_proj."""
-    H, d = cfg["hidden_size"], mm.head_dim_of(cfg)
+    H, d = cfg["hidden_size"], fl.head_dim_of(cfg)
     nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     out = {}
 
@@ -118,7 +104,7 @@ def main():
     torch.set_num_threads(1)
     for n, (name, (cfg, vocab, legacy)) in enumerate(MODELS.items()):
         gen = torch.Generator().manual_seed(9100 + n)
-        base = mm.random_state_dict(cfg, gen, torch.bfloat16)
+        base = fl.random_state_dict(cfg, gen, torch.bfloat16)
         H = cfg["hidden_size"]
         # the overlay: trained embeddings (new vocabulary), norms, HiCI modules â€” fp32 as zero_to_fp32 writes
         over = collections.OrderedDict()
@@ -130,11 +116,8 @@ def main():
                 over[p + k] = 1.0 + 0.2 * torch.randn(H, generator=gen)
             if cfg["model_type"] == "qwen3":
                 for k in ("self_attn.q_norm.weight", "self_attn.k_norm.weight"):
-                    over[p + k] = 1.0 + 0.2 * torch.randn(mm.head_dim_of(cfg), generator=gen)
-            lc = ref.LocalConstructorMulti(H, HC["num_local_slots"], HC["num_heads"], True, HC["bottleneck_dim"])
-            gi = ref.GlobalIntegratorShared(H, HC["global_slots"], HC["bottleneck_dim"], HC["shared_compress_dim"], HC["num_heads"])
-            randomise(lc, gen)
-            randomise(gi, gen)
+                    over[p + k] = 1.0 + 0.2 * torch.randn(fl.head_dim_of(cfg), generator=gen)
+            lc, gi = fl.random_hici_modules(cfg, HC, gen)
             lcn, gin = ("global_memory", "hierarchical_aggregator") if legacy else ("local_constructor", "global_integrator")
             for k, v in lc.state_dict().items():
                 over[f"{p}self_attn.{lcn}.{k}"] = v.clone()
@@ -145,9 +128,8 @@ def main():
 
         folder = os.path.join(ROOT, "refdir-" + name)
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=2)
-        mm.write_safetensors(os.path.join(folder, "model.safetensors"), base, {"format": "pt"})
+        fl.write_json(os.path.join(folder, "config.json"), cfg, indent=2)
+        fl.write_safetensors(os.path.join(folder, "model.safetensors"), base, {"format": "pt"})
         torch.save(over, os.path.join(folder, "trainable_params.bin"))
 
         # the model as the reference eval builds it: base in fp32, resized, overlay loaded (strict=False)
@@ -183,16 +165,15 @@ def main():
             out["lp.adapter.inference.causal_gi"] = hm.forward(cfg, sdl, modsl, ids[None, :30], None, "causal_gi", "inference")[0]
             d = (out["lp.adapter.train.causal_gi"] - out["lp.train.causal_gi"]).abs().max().item()
             assert d > 1e-2, f"{name}: the adapter barely changes the log-probs ({d})"
-        with open(os.path.join(folder, "adapter_config.json"), "w") as f:
-            json.dump(ADAPTER_CONFIG, f, indent=2)
+        fl.write_json(os.path.join(folder, "adapter_config.json"), ADAPTER_CONFIG, indent=2)
         rename = (lambda m: m.replace(".local_constructor.", ".global_memory.").replace(".global_integrator.", ".hierarchical_aggregator.")) \
             if legacy else (lambda m: m)
         tensors = {}
         for path, (a, b) in pairs.items():
             tensors[f"base_model.model.{rename(path)}.lora_A.weight"] = a
             tensors[f"base_model.model.{rename(path)}.lora_B.weight"] = b
-        mm.write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors, {"format": "pt"})
-        mm.write_safetensors(os.path.join(folder, "expected.safetensors"), out, {"source": "tools/make_hici_reference_folder.py"})
+        fl.write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors, {"format": "pt"})
+        fl.write_safetensors(os.path.join(folder, "expected.safetensors"), out, {"source": "tools/make_hici_reference_folder.py"})
         print(name, "ok", {k: tuple(v.shape) for k, v in out.items()})
 
 

@@ -2,7 +2,8 @@
 """Writes the safetensors test fixtures under tests/fixtures/io/safetensors/.
 
 An independent producer for HiCI.NET's safetensors reader tests: the format is written by hand here
-(struct + json + torch's own tensor bytes), following the HF spec, without any HiCI.NET code.
+(struct + json + torch's own tensor bytes, via tools/fixturelib.py's dtype table and tensor_bytes), following
+the HF spec, without any HiCI.NET code.
 Run with Debian's torch:  /usr/bin/python3 tools/make_io_fixtures.py
 Output is deterministic; commit the files it writes.
 """
@@ -10,20 +11,14 @@ import json
 import os
 import shutil
 import struct
+import sys
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixturelib import ST_DTYPE as DT, tensor_bytes as raw  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "io", "safetensors")
-DT = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.float64: "F64",
-      torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-      torch.bool: "BOOL"}
-
-
-def raw(t):
-    t = t.contiguous()
-    if t.dtype == torch.bfloat16:  # numpy has no bfloat16: reinterpret the bits
-        t = t.view(torch.int16)
-    return t.numpy().tobytes()
 
 
 def header_of(tensors, metadata=None):

@@ -6,8 +6,8 @@ Run with Debian's torch (no peft / transformers needed or used), after tools/mak
     /usr/bin/python3 tools/make_lora_fixtures.py
 
 The reference math is PEFT's: every wrapped Linear uses W + (lora_alpha / r) · B · A, evaluated in float32 with
-the A/B values exactly as stored in the files. The forward pass is the one in make_model_fixtures.py (HF
-Llama / Qwen3 in plain torch), imported, not copied.
+the A/B values exactly as stored in the files. The forward pass is the one make_model_fixtures.py uses
+(tools/fixturelib.py: HF Llama / Qwen3 in plain torch), imported, not copied.
 
 Per fixture folder (tests/fixtures/lora/<name>/, <name> = the model fixture used):
     adapter/adapter_config.json           PEFT 0.5 config
@@ -32,53 +32,27 @@ hici-qwen3/ (a real HiCI model: tests/fixtures/hici/model-qwen3, run through too
                                           lp.inference.causal_gi (first 30 ids), all with LoRA and overrides
 """
 import collections
-import json
 import math
 import os
-import struct
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import make_model_fixtures as mm  # noqa: E402  (the independent HF forward)
+import fixturelib as fl  # noqa: E402  (the independent HF forward, safetensors/JSON files)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 PREFIX = "base_model.model."
 PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 
-_FROM_ST = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "I64": torch.int64}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = e["data_offsets"]
-        dt = _FROM_ST[e["dtype"]]
-        raw = bytearray(data[a:b])
-        if dt in (torch.bfloat16, torch.float16):
-            t = torch.frombuffer(raw, dtype=torch.int16).view(dt)
-        else:
-            t = torch.frombuffer(raw, dtype=dt)
-        out[name] = t.reshape(e["shape"]).clone()
-    return out
-
-
 def read_model(name):
     folder = os.path.join(ROOT, "models", name)
-    with open(os.path.join(folder, "config.json")) as f:
-        cfg = json.load(f)
+    cfg = fl.read_json(os.path.join(folder, "config.json"))
     sd = {}
     for fn in sorted(os.listdir(folder)):
         if fn.startswith("model") and fn.endswith(".safetensors"):
-            sd.update(read_safetensors(os.path.join(folder, fn)))
-    ids = read_safetensors(os.path.join(folder, "expected.safetensors"))["input_ids"]
+            sd.update(fl.read_safetensors(os.path.join(folder, fn)))
+    ids = fl.read_safetensors(os.path.join(folder, "expected.safetensors"))["input_ids"]
     return cfg, sd, ids
 
 
@@ -120,25 +94,33 @@ def peft_tensors(lora, dtype, rename=lambda m: m, adapter_name=""):
 
 def write_adapter(folder, config, tensors):
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "adapter_config.json"), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    mm.write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors, {"format": "pt"})
+    fl.write_json(os.path.join(folder, "adapter_config.json"), config, indent=2, sort_keys=True)
+    fl.write_safetensors(os.path.join(folder, "adapter_model.safetensors"), tensors, {"format": "pt"})
     torch.save(collections.OrderedDict(tensors), os.path.join(folder, "adapter_model.bin"))
 
 
-def peft_config(r, alpha, targets, dropout=0.0, base="tiny"):
-    # The fields PEFT 0.5 writes for LoraConfig(task_type="CAUSAL_LM").
-    return {
-        "auto_mapping": None, "base_model_name_or_path": base, "bias": "none", "fan_in_fan_out": False,
-        "inference_mode": True, "init_lora_weights": True, "layers_pattern": None, "layers_to_transform": None,
-        "lora_alpha": alpha, "lora_dropout": dropout, "modules_to_save": None, "peft_type": "LORA", "r": r,
-        "revision": None, "target_modules": targets, "task_type": "CAUSAL_LM",
-    }
+def start(name, seed):
+    """The model fixture <name>, a generator seeded with seed, and an emptied tests/fixtures/lora/<name>/."""
+    cfg, sd, ids = read_model(name)
+    gen = torch.Generator().manual_seed(seed)
+    folder = os.path.join(ROOT, "lora", name)
+    fresh(folder)
+    return cfg, sd, ids, gen, folder
+
+
+def bf16(lora):
+    """Published adapters are bf16: round first, compute with the stored values."""
+    return {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in lora.items()}
+
+
+def write_expected(folder, tensors):
+    fl.write_safetensors(os.path.join(folder, "expected.safetensors"), tensors,
+                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
 
 
 def logprobs(cfg, sd, ids):
     with torch.no_grad():
-        return torch.log_softmax(mm.forward(cfg, sd, ids, torch.float32).float(), dim=-1)
+        return torch.log_softmax(fl.forward(cfg, sd, ids, torch.float32).float(), dim=-1)
 
 
 def fresh(folder):
@@ -205,24 +187,20 @@ def trainable_overrides(cfg, sd, gen):
 
 def make_qwen3():
     name = "qwen3-gqa"
-    cfg, sd, ids = read_model(name)
-    gen = torch.Generator().manual_seed(4321)
-    folder = os.path.join(ROOT, "lora", name)
-    fresh(folder)
+    cfg, sd, ids, gen, folder = start(name, 4321)
     r, alpha = 8, 16
     scale = alpha / r
 
-    # Published adapters are bf16: round first, compute with the stored values.
-    lora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in attention_lora(cfg, sd, gen, r, 0.08).items()}
-    write_adapter(os.path.join(folder, "adapter"), peft_config(r, alpha, list(PROJ), base="tiny-qwen3"),
+    lora = bf16(attention_lora(cfg, sd, gen, r, 0.08))
+    write_adapter(os.path.join(folder, "adapter"), fl.peft_config(r, alpha, list(PROJ), base="tiny-qwen3"),
                   peft_tensors(lora, torch.bfloat16))
     merged = merged_state_dict(sd, lora, scale)
     lp = logprobs(cfg, merged, ids)
 
     # HiCI layout: LoRA on HiCI projections too, stored under the legacy prefixes.
     hici = hici_tensors(cfg, gen)
-    hlora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in hici_lora(hici, gen, r, 0.08).items()}
-    write_adapter(os.path.join(folder, "adapter-hici"), peft_config(r, alpha, list(PROJ), base="tiny-qwen3"),
+    hlora = bf16(hici_lora(hici, gen, r, 0.08))
+    write_adapter(os.path.join(folder, "adapter-hici"), fl.peft_config(r, alpha, list(PROJ), base="tiny-qwen3"),
                   {**peft_tensors(lora, torch.bfloat16), **peft_tensors(hlora, torch.bfloat16, rename=to_legacy)})
     overrides = trainable_overrides(cfg, sd, gen)
     trainable = collections.OrderedDict({**overrides, **hici})
@@ -240,9 +218,7 @@ def make_qwen3():
     os.makedirs(os.path.join(folder, "zero_to_fp32"), exist_ok=True)
     torch.save(z, os.path.join(folder, "zero_to_fp32", "pytorch_model.bin"))
 
-    mm.write_safetensors(os.path.join(folder, "expected.safetensors"),
-                         {"input_ids": ids, "logprobs_fp32": lp, "logprobs_trainable_fp32": lp_trainable, **hici_merged},
-                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
+    write_expected(folder, {"input_ids": ids, "logprobs_fp32": lp, "logprobs_trainable_fp32": lp_trainable, **hici_merged})
     base = logprobs(cfg, {k: v.float() for k, v in sd.items()}, ids)
     print(f"{name:18s} max|lora - base| logprob {(lp - base).abs().max():.3f}  "
           f"max|trainable - lora| {(lp_trainable - lp).abs().max():.3f}")
@@ -251,18 +227,14 @@ def make_qwen3():
 def make_llama():
     # MHA with q/k/v biases, target_modules as a regex string, scale 3, dropout set (inactive at eval), fp32.
     name = "llama-mha-linear"
-    cfg, sd, ids = read_model(name)
-    gen = torch.Generator().manual_seed(8765)
-    folder = os.path.join(ROOT, "lora", name)
-    fresh(folder)
+    cfg, sd, ids, gen, folder = start(name, 8765)
     r, alpha = 4, 12
     lora = attention_lora(cfg, sd, gen, r, 0.08)
     write_adapter(os.path.join(folder, "adapter"),
-                  peft_config(r, alpha, r"model\.layers\.\d+\.self_attn\.(q|k|v|o)_proj", dropout=0.05, base="tiny-llama"),
+                  fl.peft_config(r, alpha, r"model\.layers\.\d+\.self_attn\.(q|k|v|o)_proj", dropout=0.05, base="tiny-llama"),
                   peft_tensors(lora, torch.float32))
     lp = logprobs(cfg, merged_state_dict(sd, lora, alpha / r), ids)
-    mm.write_safetensors(os.path.join(folder, "expected.safetensors"), {"input_ids": ids, "logprobs_fp32": lp},
-                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
+    write_expected(folder, {"input_ids": ids, "logprobs_fp32": lp})
     base = logprobs(cfg, {k: v.float() for k, v in sd.items()}, ids)
     print(f"{name:18s} max|lora - base| logprob {(lp - base).abs().max():.3f}")
 
@@ -272,27 +244,24 @@ def make_hici_qwen3():
     attention AND on the HiCI q/k/v/o projections (legacy prefixes in the file), a trainable_params.bin with
     the HiCI weights and embed/norm/q_norm/k_norm overrides; log-probs from tools/hici_reference.py via
     make_hici_model_fixtures.forward with every LoRA'd weight replaced by W + (alpha/r)·B·A."""
-    import hici_reference as ref
     import make_hici_model_fixtures as hm
 
     src = os.path.join(ROOT, "hici", "model-qwen3")
-    with open(os.path.join(src, "config.json")) as f:
-        cfg = json.load(f)
-    with open(os.path.join(src, "hici_config.json")) as f:
-        hc = json.load(f)
-    stored = read_safetensors(os.path.join(src, "model.safetensors"))
+    cfg = fl.read_json(os.path.join(src, "config.json"))
+    hc = fl.read_json(os.path.join(src, "hici_config.json"))
+    stored = fl.read_safetensors(os.path.join(src, "model.safetensors"))
     base = {k: v for k, v in stored.items() if ".local_constructor." not in k and ".global_integrator." not in k}
     hici = {k: v.float() for k, v in stored.items() if k not in base}
-    ids = read_safetensors(os.path.join(src, "expected_train.safetensors"))["input_ids"]
+    ids = fl.read_safetensors(os.path.join(src, "expected_train.safetensors"))["input_ids"]
 
     gen = torch.Generator().manual_seed(2468)
     folder = os.path.join(ROOT, "lora", "hici-qwen3")
     fresh(folder)
     r, alpha = 8, 16
     scale = alpha / r
-    lora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in attention_lora(cfg, base, gen, r, 0.08).items()}
-    hlora = {m: (a.to(torch.bfloat16), b.to(torch.bfloat16)) for m, (a, b) in hici_lora(hici, gen, r, 0.15).items()}
-    write_adapter(os.path.join(folder, "adapter"), peft_config(r, alpha, list(PROJ), base="tiny-qwen3-hici"),
+    lora = bf16(attention_lora(cfg, base, gen, r, 0.08))
+    hlora = bf16(hici_lora(hici, gen, r, 0.15))
+    write_adapter(os.path.join(folder, "adapter"), fl.peft_config(r, alpha, list(PROJ), base="tiny-qwen3-hici"),
                   {**peft_tensors(lora, torch.bfloat16), **peft_tensors(hlora, torch.bfloat16, rename=to_legacy)})
     overrides = trainable_overrides(cfg, base, gen)
     torch.save(collections.OrderedDict({**overrides, **{to_legacy(k): v for k, v in hici.items()}}),
@@ -302,31 +271,17 @@ def make_hici_qwen3():
     hmerged = dict(hici)
     for m, (a, b) in hlora.items():
         hmerged[m + ".weight"] = hici[m + ".weight"] + scale * (b.float() @ a.float())
-    mods = []
-    H = cfg["hidden_size"]
-    for i in range(cfg["num_hidden_layers"]):
-        lc = ref.LocalConstructorMulti(H, hc["num_local_slots"], hc["num_heads"], True, hc["bottleneck_dim"])
-        gi = ref.GlobalIntegratorShared(H, hc["global_slots"], hc["bottleneck_dim"], hc["shared_compress_dim"], hc["num_heads"])
-        for mod, pre in ((lc, "local_constructor."), (gi, "global_integrator.")):
-            mod.load_state_dict({k: hmerged[f"model.layers.{i}.self_attn.{pre}{k}"] for k in mod.state_dict()})
-        mods.append((lc, gi))
+    mods = fl.hici_modules_from(hmerged, cfg, hc)
     with torch.no_grad():
         out = {"input_ids": ids,
                "lp.full": hm.forward(cfg, sd, mods, ids, None, "train"),
                "lp.train.causal_gi": hm.forward(cfg, sd, mods, ids, "causal_gi", "train"),
                "lp.inference.causal_gi": hm.forward(cfg, sd, mods, ids[:30].clone(), "causal_gi", "inference")}
         # the HiCI LoRA must matter in HiCI mode, or the test could not see it missing
-        plain = []
-        for i in range(cfg["num_hidden_layers"]):
-            lc = ref.LocalConstructorMulti(H, hc["num_local_slots"], hc["num_heads"], True, hc["bottleneck_dim"])
-            gi = ref.GlobalIntegratorShared(H, hc["global_slots"], hc["bottleneck_dim"], hc["shared_compress_dim"], hc["num_heads"])
-            for mod, pre in ((lc, "local_constructor."), (gi, "global_integrator.")):
-                mod.load_state_dict({k: hici[f"model.layers.{i}.self_attn.{pre}{k}"] for k in mod.state_dict()})
-            plain.append((lc, gi))
+        plain = fl.hici_modules_from(hici, cfg, hc)
         d = (hm.forward(cfg, sd, plain, ids, "causal_gi", "train") - out["lp.train.causal_gi"]).abs().max().item()
         assert d > 1e-2, f"HiCI LoRA barely changes the log-probs ({d})"
-    mm.write_safetensors(os.path.join(folder, "expected.safetensors"), out,
-                         {"source": "tools/make_lora_fixtures.py", "torch": torch.__version__})
+    write_expected(folder, out)
     print(f"{'hici-qwen3':18s} max|HiCI LoRA effect| logprob {d:.3f}")
 
 

@@ -10,14 +10,15 @@ import json
 import os
 import shutil
 import struct
+import sys
 import zipfile
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixturelib import ST_DTYPE as DT  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "io", "pickle")
-DT = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.float64: "F64",
-      torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-      torch.bool: "BOOL"}
 
 
 def expected(sd):
