@@ -22,7 +22,6 @@ public class CommandLineErrorTests
     [Theory]
     [InlineData("'--bogus'", "score", "--bogus")]
     [InlineData("'frobnicate'", "frobnicate")]
-    [InlineData("Required command", new string[0])]
     [InlineData("--chunk 'abc': expected an integer", "score", "--model", "m", "--ids", "x", "--chunk", "abc")]
     [InlineData("--threads '99999999999': expected an integer", "doctor", "--threads", "99999999999")]
     [InlineData("--threads 0: must be between 1 and 1024", "doctor", "--threads", "0")]
