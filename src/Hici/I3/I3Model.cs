@@ -139,7 +139,8 @@ public sealed class I3Model : nn.Module
 
     // ---------------------------------------------------------------- building blocks of a step
 
-    public I3State NewState(long batch = 1) => new(Config, batch, DType, Device);
+    /// <summary>A fresh stream state; <paramref name="historyCapacity"/> (≤ M) limits how many compressed chunks it keeps (for ablations).</summary>
+    public I3State NewState(long batch = 1, int? historyCapacity = null) => new(Config, batch, DType, Device, historyCapacity);
 
     /// <summary>E[ids] + P[pos0 .. pos0+T−1]; ids [B, T].</summary>
     public Tensor Embed(Tensor ids, long pos0)

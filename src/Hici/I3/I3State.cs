@@ -25,8 +25,10 @@ public sealed class I3State : IDisposable
     private readonly ScalarType _dtype;
     private readonly Device _device;
 
-    internal I3State(I3Config cfg, long batch, ScalarType dtype, Device device)
+    internal I3State(I3Config cfg, long batch, ScalarType dtype, Device device, int? historyCapacity = null)
     {
+        if (historyCapacity is < 0 || historyCapacity > cfg.MaxCompressedChunks)
+            throw new HiciException($"history capacity {historyCapacity} is outside [0, {cfg.MaxCompressedChunks}] (the age embedding has {cfg.MaxCompressedChunks} rows)");
         if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch));
         _cfg = cfg; _dtype = dtype; _device = device;
         Batch = batch;
@@ -34,7 +36,7 @@ public sealed class I3State : IDisposable
         ResetRwkv();
         ChunkBuffer = torch.zeros([batch, cfg.KernelWindow, cfg.DModel], dtype: dtype, device: device);
         Kv = Enumerable.Range(0, cfg.NAttnLayers).Select(_ => new ChunkKvCache(batch, cfg.Heads, cfg.KernelWindow, cfg.DModel / cfg.Heads, dtype, device)).ToArray();
-        History = new CompressedHistory(cfg.MaxCompressedChunks);
+        History = new CompressedHistory(historyCapacity ?? cfg.MaxCompressedChunks);
     }
 
     internal void ResetRwkv()
