@@ -4,7 +4,7 @@ using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// The reference's trainable_params.bin over a plain HF base (tools/make_hici_reference_folder.py): vocabulary

@@ -4,7 +4,7 @@ using Hici.Tests.Cli;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// Pins which positions each HiCI mode lets see the future, on the tiny fixture models (T = 32, 4 segments of

@@ -4,7 +4,7 @@ using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// A right-padded batch of 2 with an attention mask through the tiny HiCI models, vs

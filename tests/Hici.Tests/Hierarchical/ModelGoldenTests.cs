@@ -3,9 +3,9 @@ using Hici.IO;
 using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
-using HiciAttentionLayer = Hici.Hierarchical.HiciAttention;
 
-namespace Hici.Tests.HiciAttention;
+
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// Tiny Qwen3 (GQA, QK-norm) and Llama (MHA, linear RoPE) decoders with HiCI in every layer, log-probs vs
@@ -48,7 +48,7 @@ public class ModelGoldenTests
         };
         using var src = SafeTensorsWeightSource.Open(Path.Combine(Folder(model), "model.safetensors"));
         using var lm = CausalLM.Load(Config(model, AttentionKind.Hici, hici), src, ScalarType.Float32);
-        Assert.IsType<HiciAttentionLayer>(lm.model.layers[0].self_attn);
+        Assert.IsType<HiciAttention>(lm.model.layers[0].self_attn);
         using var exp = Fixture.Open($"model-{model}/expected_{forward}.safetensors");
         Close.Check(exp["lp." + mode], LogProbs(lm, exp["input_ids"]), Tol, $"model {model} {forward} {mode} log-probs");
     }
@@ -64,7 +64,7 @@ public class ModelGoldenTests
         // with a HiCI config: modules held and loaded, not run
         using (var lm = CausalLM.Load(Config(model, AttentionKind.Full, HiciConfig.Load(Folder(model))), src, ScalarType.Float32))
         {
-            var attn = Assert.IsType<HiciAttentionLayer>(lm.model.layers[1].self_attn);
+            var attn = Assert.IsType<HiciAttention>(lm.model.layers[1].self_attn);
             Assert.False(attn.RunHici);
             Assert.False(attn.local_constructor!.MemorySlots.is_meta);
             Close.Check(exp["lp.full"], LogProbs(lm, exp["input_ids"]), Tol, $"model {model} full (HiCI loaded, unused)");
@@ -73,7 +73,7 @@ public class ModelGoldenTests
         var lm2 = CausalLM.Create(Config(model, AttentionKind.Full, null), ScalarType.Float32);
         var report = lm2.LoadWeights(src);
         Assert.Contains(report.Ignored, k => k.Contains(".local_constructor."));
-        Assert.IsNotType<HiciAttentionLayer>(lm2.model.layers[0].self_attn);
+        Assert.IsNotType<HiciAttention>(lm2.model.layers[0].self_attn);
         Close.Check(exp["lp.full"], LogProbs(lm2, exp["input_ids"]), Tol, $"model {model} full (no HiCI config)");
         lm2.Dispose();
     }
