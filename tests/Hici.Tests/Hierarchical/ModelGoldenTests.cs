@@ -31,7 +31,7 @@ public class ModelGoldenTests
     private static string Folder(string model) => Path.GetDirectoryName(Fixture.PathOf($"model-{model}/config.json"))!;
 
     private static ModelConfig Config(string model, AttentionKind kind, HiciConfig? hici) =>
-        HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = kind, Hici = hici };
+        HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = TestAttention.Setting(kind, hici) };
 
     private static Tensor LogProbs(CausalLM lm, Tensor ids) =>
         lm.Forward(ids).squeeze(0).to(ScalarType.Float32).log_softmax(-1);
@@ -158,7 +158,7 @@ public class HiciRuntimeTests
         using var scope = NewDisposeScope();
         var folder = Path.GetDirectoryName(Fixture.PathOf($"model-{model}/config.json"))!;
         var hici = HiciConfig.Load(folder) with { CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciConfig.ParseForward(forward) };
-        var cfg = HfConfigReader.Read(Path.Combine(folder, "config.json")) with { Attention = AttentionKind.Hici, Hici = hici };
+        var cfg = HfConfigReader.Read(Path.Combine(folder, "config.json")) with { Attention = TestAttention.Setting(AttentionKind.Hici, hici) };
         using var src = SafeTensorsWeightSource.Open(Path.Combine(folder, "model.safetensors"));
         using var lm = CausalLM.Load(cfg, src, ScalarType.BFloat16);
         using var exp = Fixture.Open($"model-{model}/expected_{forward}.safetensors");

@@ -36,7 +36,7 @@ public class PaddingMaskTests
 
     private static CausalLM Load(string model, AttentionKind kind, HiciConfig hici)
     {
-        var cfg = HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = kind, Hici = hici };
+        var cfg = HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = TestAttention.Setting(kind, hici) };
         using var src = SafeTensorsWeightSource.Open(Path.Combine(Folder(model), "model.safetensors"));
         return CausalLM.Load(cfg, src, ScalarType.Float32);
     }
