@@ -14,19 +14,16 @@ namespace Hici.Hierarchical;
 /// </summary>
 public sealed class HiciKeyAliasSource : RenamedKeySource
 {
-    private static readonly Regex Legacy = new(@"(^|\.)(global_memory|hierarchical_aggregator)\.", RegexOptions.Compiled);
-
     private HiciKeyAliasSource(IWeightSource inner) : base(inner, CurrentName, ownsInner: false) { }
 
     protected override string DuplicateMessage(string first, string second, string current) =>
         $"{Origin}: holds both '{first}' and '{second}' (legacy and current names of one HiCI tensor); keep one";
 
-    public static string CurrentName(string key) => Legacy.Replace(key, m =>
-        m.Groups[1].Value + (m.Groups[2].Value == "global_memory" ? "local_constructor." : "global_integrator."));
+    public static string CurrentName(string key) => HiciKeys.CurrentName(key);
 
     /// <summary>The source itself when it has no legacy key, else an aliasing view.</summary>
     public static IWeightSource Wrap(IWeightSource src) =>
-        src is HiciKeyAliasSource || !src.Keys.Any(k => Legacy.IsMatch(k)) ? src : new HiciKeyAliasSource(src);
+        src is HiciKeyAliasSource || !src.Keys.Any(HiciKeys.HasLegacyName) ? src : new HiciKeyAliasSource(src);
 }
 
 /// <summary>HiCI-specific checks and key handling around the model loader.</summary>
@@ -67,8 +64,4 @@ public static class HiciCheckpoint
         }
         return s;
     }
-
-    /// <summary>True for a key of a HiCI module (current or legacy name).</summary>
-    public static bool IsHiciKey(string key) =>
-        Regex.IsMatch(key, @"^model\.layers\.\d+\.self_attn\.(local_constructor|global_integrator|global_memory|hierarchical_aggregator)\.");
 }

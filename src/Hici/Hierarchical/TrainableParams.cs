@@ -18,18 +18,11 @@ public static class TrainableParams
 {
     public const string FileName = "trainable_params.bin";
 
-    /// <summary>get_trainable_weights.py's default filter ("embed,norm,local_constructor,global_integrator").</summary>
-    private static readonly string[] Substrings = { "embed", "norm", "local_constructor", "global_integrator" };
-
     public const string EmbedKey = "model.embed_tokens.weight";
-
-    /// <summary>True for a checkpoint key the reference would put in trainable_params.bin.</summary>
-    public static bool IsTrainableKey(string key) =>
-        !key.Contains("lora_", StringComparison.Ordinal) && Substrings.Any(s => key.Contains(s, StringComparison.Ordinal));
 
     /// <summary>The reference's keys for this model, in module order (HF names; LoRA A/B excluded).</summary>
     public static IReadOnlyList<string> ReferenceKeys(CausalLM lm) =>
-        HfParameters(lm).Select(p => p.Key).Where(IsTrainableKey).ToList();
+        HfParameters(lm).Select(p => p.Key).Where(HiciKeys.IsTrainableKey).ToList();
 
     /// <summary>
     /// Opens a trainable_params.bin (PyTorch zip pickle, allow-list unpickler) or a .safetensors with the same
@@ -123,13 +116,13 @@ public sealed class TrainableSource : RenamedKeySource
 
     /// <summary>zero_to_fp32's PEFT prefix and newer PEFT's <c>.base_layer.</c> dropped, legacy HiCI names current.</summary>
     private static string Normalise(string key) =>
-        HiciKeyAliasSource.CurrentName(PeftPrefix.Replace(key, "").Replace(".base_layer.", ".", StringComparison.Ordinal));
+        HiciKeys.CurrentName(PeftPrefix.Replace(key, "").Replace(".base_layer.", ".", StringComparison.Ordinal));
 
     /// <summary>Rows of model.embed_tokens.weight in the file (the trained vocabulary), or null.</summary>
     public long? EmbedRows => Contains(TrainableParams.EmbedKey) ? Shape(TrainableParams.EmbedKey)[0] : null;
 
     /// <summary>True when the file holds HiCI module tensors.</summary>
-    public bool HasHici => Keys.Any(HiciCheckpoint.IsHiciKey);
+    public bool HasHici => Keys.Any(HiciKeys.IsHiciKey);
 }
 
 /// <param name="Loaded">file keys copied into the model</param>
@@ -156,9 +149,9 @@ public sealed record TrainableLoadReport(string Origin, IReadOnlyList<string> Lo
     /// <summary>The load report, one item per line (the first line is the summary).</summary>
     public IEnumerable<string> Lines()
     {
-        int hici = Loaded.Count(HiciCheckpoint.IsHiciKey);
+        int hici = Loaded.Count(HiciKeys.IsHiciKey);
         int embed = Loaded.Count(k => k.Contains("embed", StringComparison.Ordinal));
-        int norms = Loaded.Count(k => k.Contains("norm", StringComparison.Ordinal) && !HiciCheckpoint.IsHiciKey(k));
+        int norms = Loaded.Count(k => k.Contains("norm", StringComparison.Ordinal) && !HiciKeys.IsHiciKey(k));
         int other = Loaded.Count - hici - embed - norms;
         yield return $"trainable   {Origin}: {Loaded.Count} loaded (embedding {embed}, norms {norms}, HiCI {hici}" +
                      (other > 0 ? $", other {other}" : "") + $"), {Missing.Count} missing, {Unexpected.Count} unexpected";

@@ -1,3 +1,4 @@
+using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
 using TorchSharp;
@@ -25,11 +26,11 @@ internal static class MergeOverlay
         var problems = new List<string>();
         foreach (var key in overlay.Keys.OrderBy(k => k, StringComparer.Ordinal))
         {
-            var cur = PeftAdapterKeys.CurrentHiciName(key);
+            var cur = HiciKeys.CurrentName(key);
             var dt = overlay.DType(key);
             if (dt is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float64))
             { problems.Add($"'{key}' is {dt}, not floating point"); continue; }
-            if (PeftAdapterKeys.IsHiciModule(cur))
+            if (HiciKeys.IsInHiciModule(cur))
             {
                 if (hici.ContainsKey(cur)) { problems.Add($"'{key}' is given under both its legacy and its current name"); continue; }
                 hici[cur] = overlay.Load(key, ScalarType.Float32);
@@ -82,7 +83,7 @@ internal static class MergeOverlay
         var pairs = new SortedDictionary<string, (string? A, string? B)>(StringComparer.Ordinal);
         foreach (var key in adapter.Weights.Keys)
         {
-            if (PeftAdapterKeys.Parse(key) is not { } k || !PeftAdapterKeys.IsHiciModule(k.Module)) continue;
+            if (PeftAdapterKeys.Parse(key) is not { } k || !HiciKeys.IsInHiciModule(k.Module)) continue;
             var p = pairs.GetValueOrDefault(k.Module);
             pairs[k.Module] = k.Matrix == 'A' ? (key, p.B) : (p.A, key);
         }

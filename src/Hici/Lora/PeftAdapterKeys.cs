@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Hici.Hierarchical;
 using Hici.Models;
 
 namespace Hici.Lora;
@@ -19,15 +20,6 @@ public static class PeftAdapterKeys
     private static readonly Regex Lora = new(
         @"^base_model\.model\.(?<module>.+)\.lora_(?<ab>[AB])(?:\.default)?\.weight$", RegexOptions.Compiled | RegexOptions.CultureInvariant);
 
-    private static readonly (string Legacy, string Current)[] Aliases =
-    {
-        (".self_attn.global_memory.", ".self_attn.local_constructor."),
-        (".self_attn.hierarchical_aggregator.", ".self_attn.global_integrator."),
-    };
-
-    /// <summary>HiCI module names (current and legacy): their LoRA has nothing to attach to in a model built without HiCI.</summary>
-    private static readonly string[] HiciModules = { "local_constructor", "global_integrator", "global_memory", "hierarchical_aggregator" };
-
     /// <summary>The key PEFT 0.5 writes for matrix 'A' or 'B' of <paramref name="hfModule"/>.</summary>
     public static string Key(string hfModule, char matrix) => $"{Prefix}{hfModule}.lora_{matrix}.weight";
 
@@ -43,18 +35,10 @@ public static class PeftAdapterKeys
     {
         var m = Lora.Match(key);
         if (!m.Success) return null;
-        return new PeftLoraKey(CurrentHiciName(m.Groups["module"].Value), m.Groups["ab"].Value[0]);
-    }
-
-    /// <summary>A key or module path with HiCI's legacy prefixes replaced by the current ones.</summary>
-    public static string CurrentHiciName(string path)
-    {
-        foreach (var (legacy, current) in Aliases) path = path.Replace(legacy, current, StringComparison.Ordinal);
-        return path;
+        return new PeftLoraKey(HiciKeys.CurrentName(m.Groups["module"].Value), m.Groups["ab"].Value[0]);
     }
 
     /// <summary>Any key that names LoRA state, including forms this code does not read (embeddings, DoRA, other adapter names).</summary>
     public static bool LooksLikeLora(string key) => key.Contains("lora_", StringComparison.Ordinal);
 
-    public static bool IsHiciModule(string modulePath) => modulePath.Split('.').Any(HiciModules.Contains);
 }

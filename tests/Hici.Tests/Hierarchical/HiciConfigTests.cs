@@ -145,9 +145,9 @@ public class HiciConfigTests
     public void LegacyKeyNamesMapToCurrentOnes()
     {
         Assert.Equal("model.layers.0.self_attn.local_constructor.memory_slots",
-            HiciKeyAliasSource.CurrentName("model.layers.0.self_attn.global_memory.memory_slots"));
+            HiciKeys.CurrentName("model.layers.0.self_attn.global_memory.memory_slots"));
         Assert.Equal("model.layers.31.self_attn.global_integrator.shared_compressor.0.weight",
-            HiciKeyAliasSource.CurrentName("model.layers.31.self_attn.hierarchical_aggregator.shared_compressor.0.weight"));
-        Assert.Equal("model.embed_tokens.weight", HiciKeyAliasSource.CurrentName("model.embed_tokens.weight"));
+            HiciKeys.CurrentName("model.layers.31.self_attn.hierarchical_aggregator.shared_compressor.0.weight"));
+        Assert.Equal("model.embed_tokens.weight", HiciKeys.CurrentName("model.embed_tokens.weight"));
     }
 }
