@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// A view of a weight source in which the legacy HiCI key prefixes (spec §7.5) read as the current ones:
+/// A view of a weight source in which the legacy HiCI key prefixes (<see cref="HiciKeys"/>; the published Qwen3-8b-HiCI-48k trainable_params.bin uses them) read as the current ones:
 /// <c>….self_attn.global_memory.*</c> → <c>….self_attn.local_constructor.*</c> and
 /// <c>….self_attn.hierarchical_aggregator.*</c> → <c>….self_attn.global_integrator.*</c>. A source holding
 /// both spellings of one tensor is refused. Does not own the wrapped source.

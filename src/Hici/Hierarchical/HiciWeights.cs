@@ -15,7 +15,7 @@ public sealed class HiciLoadReport
 }
 
 /// <summary>
-/// Loading HiCI module weights from a checkpoint (spec §7.2, §7.5). Keys are
+/// Loading HiCI module weights from a checkpoint (names as the reference's register_hici_to_model sets them; legacy names: <see cref="HiciKeys"/>). Keys are
 /// <c>{layerPrefix}local_constructor.*</c> and <c>{layerPrefix}global_integrator.*</c>, with layerPrefix like
 /// <c>model.layers.3.self_attn.</c>; the legacy prefixes <c>global_memory.</c> and
 /// <c>hierarchical_aggregator.</c> are accepted as aliases (and reported), and a checkpoint holding both

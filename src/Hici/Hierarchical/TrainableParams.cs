@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// The reference's <c>trainable_params.bin</c> (pipelines spec §1.8, architecture spec §7.4): every parameter
+/// The reference's <c>trainable_params.bin</c> (written by the reference's get_trainable_weights.py): every parameter
 /// whose name contains <c>embed</c>, <c>norm</c>, <c>local_constructor</c> or <c>global_integrator</c> —
 /// model.embed_tokens, model.norm, the layer norms, Qwen3's q_norm/k_norm and the HiCI modules — fp32, keys
 /// without the PEFT <c>base_model.model.</c> prefix. Read as an overlay over a base model; written back in
@@ -27,7 +27,7 @@ public static class TrainableParams
     /// <summary>
     /// Opens a trainable_params.bin (PyTorch zip pickle, allow-list unpickler) or a .safetensors with the same
     /// keys. Keys are normalised: a leading <c>base_model.model.</c> (a zero_to_fp32 dict) is dropped, newer
-    /// PEFT's <c>.base_layer.</c> is read as the plain name, and the legacy HiCI prefixes (spec §7.5) as the
+    /// PEFT's <c>.base_layer.</c> is read as the plain name, and the legacy HiCI prefixes (<see cref="HiciKeys"/>) as the
     /// current ones; two spellings of one tensor are refused.
     /// </summary>
     public static TrainableSource Open(string path)

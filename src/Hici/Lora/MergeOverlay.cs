@@ -10,7 +10,7 @@ namespace Hici.Lora;
 /// The tensor-level steps of a merge after the attention LoRA is folded in: the trainable_params overlay
 /// (embed / norm / q_norm / k_norm overrides replace base tensors; HiCI module tensors are set aside for
 /// hici.safetensors), the vocabulary resize an overridden embedding implies, and the LoRA of the HiCI
-/// projections added to the HiCI weights (architecture spec §7.3: W + (α/r)·B·A, in float32).
+/// projections added to the HiCI weights (PEFT's suffix match of <c>target_modules</c> in the reference's fine-tune_hici.py wraps them: W + (α/r)·B·A, in float32).
 /// </summary>
 internal static class MergeOverlay
 {

@@ -11,7 +11,7 @@ public sealed record PeftLoraKey(string Module, char Matrix);
 /// The key table between PEFT adapter files and our LoRA layers. PEFT 0.5 writes
 /// <c>base_model.model.&lt;HF module&gt;.lora_A.weight</c> (the adapter name "default" stripped); raw DeepSpeed /
 /// zero_to_fp32 state dicts keep it, <c>...lora_A.default.weight</c>. The HF module path is our module path
-/// through <see cref="WeightMap"/>, and HiCI's pre-rename prefixes (architecture spec §7.5) are read as the current ones.
+/// through <see cref="WeightMap"/>, and HiCI's pre-rename prefixes (see <see cref="Hici.Hierarchical.HiciKeys"/>) are read as the current ones.
 /// </summary>
 public static class PeftAdapterKeys
 {
