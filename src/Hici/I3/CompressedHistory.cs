@@ -1,3 +1,4 @@
+using Hici.Models;
 using static TorchSharp.torch;
 
 namespace Hici.I3;
@@ -6,7 +7,7 @@ namespace Hici.I3;
 /// FIFO of at most <see cref="Capacity"/> compressed chunks ([B, L, d] each, oldest first), stored detached in
 /// their own storage: no gradient ever flows back into an earlier chunk. Pushing past capacity drops the oldest.
 /// </summary>
-public sealed class CompressedHistory : IDisposable
+public sealed class CompressedHistory : ILayerState
 {
     private readonly List<Tensor> _entries = [];
 

@@ -1,4 +1,5 @@
 using Hici.IO;
+using Hici.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -12,7 +13,7 @@ namespace Hici.I3;
 /// detached, oldest dropped, age embedding added at use), and the RWKV states reset (or carry, detached).
 /// Field names are checkpoint keys. Float32 only: WKV and its max-shift representation need it.
 /// </summary>
-public sealed class I3Model : nn.Module
+public sealed class I3Model : nn.Module, ICausalLM
 {
     public Embedding emb, pos_emb;
     public ModuleList<RwkvBlock> blocks;
@@ -25,6 +26,11 @@ public sealed class I3Model : nn.Module
     public I3Config Config { get; }
     public Device Device { get; }
     public ScalarType DType => ScalarType.Float32;
+    public long VocabSize => Config.VocabSize;
+    /// <summary>Unbounded: positions restart in every chunk and the history has a fixed size.</summary>
+    public long? MaxPositionEmbeddings => null;
+    /// <summary>&lt;EOS&gt;, &lt;|im_end|&gt;, &lt;|endoftext|&gt;, &lt;|eot_id|&gt;.</summary>
+    public IReadOnlyList<int> EosTokenIds => I3Tokenizer.StopIds;
 
     /// <summary>Builds the modules (uninitialised on CPU; call <see cref="Initialize"/> or <see cref="LoadWeights"/>). On the meta device nothing is allocated.</summary>
     public I3Model(I3Config cfg, Device? device = null) : base(nameof(I3Model))
@@ -140,7 +146,29 @@ public sealed class I3Model : nn.Module
     // ---------------------------------------------------------------- building blocks of a step
 
     /// <summary>A fresh stream state; <paramref name="historyCapacity"/> (≤ M) limits how many compressed chunks it keeps (for ablations).</summary>
-    public I3State NewState(long batch = 1, int? historyCapacity = null) => new(Config, batch, DType, Device, historyCapacity);
+    public I3State NewStream(long batch = 1, int? historyCapacity = null) => new(Config, batch, DType, Device, historyCapacity);
+
+    /// <summary>ICausalLM: a stream state; <paramref name="maxLength"/> does not matter (the state has a fixed size).</summary>
+    public IModelState NewState(long maxLength, long batch = 1) => NewStream(batch);
+
+    public Tensor Hidden(Tensor ids, IModelState? state = null, Tensor? attentionMask = null)
+    {
+        if (attentionMask is not null) throw new HiciException("i3 models take no padding mask: a stream's rows advance in lock-step (run rows of different lengths separately)");
+        if (state is null)
+        {
+            using var tmp = NewStream(ids.dim() == 1 ? 1 : ids.shape[0]);
+            return Hidden(ids, tmp);
+        }
+        return Hidden(ids, state as I3State ?? throw new HiciException($"an i3 model needs its own state, not a {state.GetType().Name}"));
+    }
+
+    public Tensor Forward(Tensor ids, IModelState? state = null, bool lastOnly = false, Tensor? attentionMask = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = Hidden(ids, state, attentionMask);
+        if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        return LmHead(h).MoveToOuterDisposeScope();
+    }
 
     /// <summary>E[ids] + P[pos0 .. pos0+T−1]; ids [B, T].</summary>
     public Tensor Embed(Tensor ids, long pos0)
@@ -195,6 +223,9 @@ public sealed class I3Model : nn.Module
     /// <summary>Logits for normalised hidden states [.., d].</summary>
     public Tensor LmHead(Tensor hidden) => head.call(hidden);
 
+    /// <summary>Logits [B, T, V] (or the last position only) continuing the stream <paramref name="state"/>.</summary>
+    public Tensor Forward(Tensor ids, I3State state, bool lastOnly = false) => Forward(ids, (IModelState)state, lastOnly);
+
     // ---------------------------------------------------------------- streaming (inference)
 
     /// <summary>
@@ -207,6 +238,7 @@ public sealed class I3Model : nn.Module
         using var scope = torch.NewDisposeScope();
         var batched = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
         if (batched.dtype != ScalarType.Int64) batched = batched.to(ScalarType.Int64);
+        if (batched.device != Device) batched = batched.to(Device);
         if (batched.shape[0] != state.Batch) throw new HiciException($"batch {batched.shape[0]} does not match the state's {state.Batch}");
         long T = batched.shape[1];
         var outs = new List<Tensor>();
@@ -220,14 +252,6 @@ public sealed class I3Model : nn.Module
         return h.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Logits [B, T, V] (or the last position only) continuing <paramref name="state"/>.</summary>
-    public Tensor Forward(Tensor ids, I3State state, bool lastOnly = false)
-    {
-        using var scope = torch.NewDisposeScope();
-        var h = Hidden(ids, state);
-        if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
-        return LmHead(h).MoveToOuterDisposeScope();
-    }
 
     /// <summary>One call that stays inside the current chunk (T ≤ W − ChunkPos).</summary>
     private Tensor Step(Tensor ids, I3State state)
@@ -252,7 +276,7 @@ public sealed class I3Model : nn.Module
         if (Config.CompressFrom == CompressSource.Final) CopyToBuffer(state, h, n);
         var outH = ln_out.call(h);
         state.ChunkPos += (int)n;
-        state.Position += n;
+        state.Advance(n);
         // Boundary: the logits just computed (position W−1 included) used the old history; the next chunk sees the new one.
         if (state.ChunkPos == Config.KernelWindow) CloseChunk(state);
         return outH.MoveToOuterDisposeScope();

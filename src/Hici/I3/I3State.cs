@@ -1,4 +1,5 @@
 using TorchSharp;
+using Hici.Models;
 using static TorchSharp.torch;
 
 namespace Hici.I3;
@@ -8,12 +9,20 @@ namespace Hici.I3;
 /// the RWKV layer states, the chunk's stream rows for the compressor (preallocated [B, W, d]), the attention layers'
 /// chunk KV caches and memory keys/values, and the compressed history. Rows of a batch advance in lock-step.
 /// </summary>
-public sealed class I3State : IDisposable
+public sealed class I3State : IModelState
 {
     public long Batch { get; }
     public int ChunkPos { get; internal set; }
     /// <summary>Tokens consumed since the state was created or reset.</summary>
-    public long Position { get; internal set; }
+    public long Length { get; private set; }
+    /// <summary>Unbounded: everything an i3 stream keeps has a fixed size.</summary>
+    public long MaxLength => long.MaxValue;
+    /// <summary>Ignored: positions are per chunk.</summary>
+    public long? RopeLength { get; set; }
+    /// <summary>The RWKV layer states, then the attention layers' chunk caches, then the compressed history.</summary>
+    public IReadOnlyList<ILayerState> Layers => [.. Rwkv, .. Kv, History];
+    public void EnsureRoom(long newTokens) { }
+    public void Advance(long newTokens) => Length += newTokens;
     public RwkvLayerState[] Rwkv { get; }
     public Tensor ChunkBuffer { get; }
     public ChunkKvCache[] Kv { get; }
@@ -67,7 +76,7 @@ public sealed class I3State : IDisposable
     /// <summary>Back to an empty stream (no history, fresh RWKV states, chunk position 0).</summary>
     public void Reset()
     {
-        ChunkPos = 0; Position = 0;
+        ChunkPos = 0; Length = 0;
         ResetRwkv();
         foreach (var c in Kv) c.Reset();
         ClearMemKv();

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using Hici.Models;
 using static TorchSharp.torch;
 
 namespace Hici.I3;
@@ -14,7 +15,7 @@ public sealed record MemoryKv(Tensor K, Tensor V) : IDisposable
 /// Keys/values of the current chunk's earlier tokens for incremental decoding: preallocated [B, H, W, h_d] and
 /// filled in place, so a chunk never grows a tensor by concatenation.
 /// </summary>
-public sealed class ChunkKvCache : IDisposable
+public sealed class ChunkKvCache : ILayerState
 {
     public Tensor K { get; }
     public Tensor V { get; }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using Hici.Models;
 using static TorchSharp.torch;
 
 namespace Hici.I3;
@@ -8,7 +9,7 @@ namespace Hici.I3;
 /// State of one RWKV layer between calls: the token-shift inputs of time mix and channel mix (the previous
 /// token's normalised z and z′, [B, d]) and the WKV triple. Fresh = zeros and p = P_NEG.
 /// </summary>
-public sealed record RwkvLayerState(Tensor ShiftAtt, Tensor ShiftFfn, WkvState Wkv) : IDisposable
+public sealed record RwkvLayerState(Tensor ShiftAtt, Tensor ShiftFfn, WkvState Wkv) : ILayerState
 {
     public static RwkvLayerState Fresh(long batch, long d, ScalarType dtype, Device device, ScalarType wkvDtype = ScalarType.Float32) =>
         new(torch.zeros(batch, d, dtype: dtype, device: device), torch.zeros(batch, d, dtype: dtype, device: device),

@@ -20,7 +20,7 @@ public class I3GoldenTests(ITestOutputHelper output)
         using var noGrad = torch.no_grad();
         using var m = I3Fixtures.Load(name);
         var (ids, expected) = I3Fixtures.Expected(name);
-        using var state = m.NewState();
+        using var state = m.NewStream();
         var lp = nn.functional.log_softmax(m.Forward(torch.tensor(ids), state)[0], -1);
         double diff = I3Fixtures.MaxDiff(lp, expected);
         output.WriteLine($"{name}: max |Δ logprob| = {diff:E2}");
@@ -36,7 +36,7 @@ public class I3GoldenTests(ITestOutputHelper output)
         using var noGrad = torch.no_grad();
         using var m = I3Fixtures.Load(name);
         var (ids, expected) = I3Fixtures.Expected(name);
-        using var state = m.NewState();
+        using var state = m.NewStream();
         var rows = ids.Select(t => m.Forward(torch.tensor(new[] { t }), state)[0]).ToArray();
         var lp = nn.functional.log_softmax(torch.cat(rows, 0), -1);
         double diff = I3Fixtures.MaxDiff(lp, expected);
@@ -53,7 +53,7 @@ public class I3GoldenTests(ITestOutputHelper output)
         using var m = I3Fixtures.Load(name);
         var (ids, expected) = I3Fixtures.Expected(name);
         var rng = new Random(5);
-        using var state = m.NewState();
+        using var state = m.NewStream();
         var rows = new List<Tensor>();
         for (int pos = 0; pos < ids.Length;)
         {

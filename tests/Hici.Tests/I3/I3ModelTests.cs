@@ -44,7 +44,7 @@ public class I3ModelTests
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         using var m = I3Fixtures.Random(I3Config.Tiny with { DModel = 60 });
-        using var st = m.NewState();
+        using var st = m.NewStream();
         var logits = m.Forward(torch.randint(0, 512, [1, 100]), st);
         Assert.Equal(new long[] { 1, 100, 512 }, logits.shape);
         Assert.True(logits.isfinite().all().item<bool>());

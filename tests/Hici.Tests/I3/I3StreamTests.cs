@@ -9,7 +9,7 @@ public class I3StreamTests
 {
     private static Tensor Logits(I3Model m, long[] ids)
     {
-        using var st = m.NewState();
+        using var st = m.NewStream();
         return m.Forward(torch.tensor(ids), st)[0];
     }
 
@@ -132,7 +132,7 @@ public class I3StreamTests
         var prompt = RandomIds(5, 3);
         (List<long> Tokens, List<Tensor> Logits, List<int> Hist) Generate()
         {
-            using var st = m.NewState();
+            using var st = m.NewStream();
             var toks = new List<long>(prompt);
             var rows = new List<Tensor>();
             var hist = new List<int>();
@@ -168,7 +168,7 @@ public class I3StreamTests
         var reference = Logits(m, ids);
         foreach (int piece in new[] { 1, 7, 64, 100 })
         {
-            using var st = m.NewState();
+            using var st = m.NewStream();
             var rows = new List<Tensor>();
             for (int pos = 0; pos < ids.Length; pos += piece)
                 rows.Add(m.Forward(torch.tensor(ids[pos..Math.Min(ids.Length, pos + piece)]), st)[0]);
