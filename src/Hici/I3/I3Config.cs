@@ -38,7 +38,7 @@ public sealed record I3Config
     public static I3Config Full => new()
     {
         VocabSize = 32000, DModel = 1180, NRwkvLayers = 12, NAttnLayers = 2, KernelWindow = 512,
-        LatentsPerChunk = 32, MaxCompressedChunks = 8, WkvBlock = 32,
+        LatentsPerChunk = 32, MaxCompressedChunks = 8, WkvBlock = 8,
     };
 
     /// <summary>CPU test configuration (329,088 parameters).</summary>
@@ -48,7 +48,7 @@ public sealed record I3Config
     public static I3Config Small => new()
     {
         VocabSize = 4096, DModel = 128, NRwkvLayers = 4, NAttnLayers = 2, KernelWindow = 512,
-        LatentsPerChunk = 16, MaxCompressedChunks = 8, WkvBlock = 32,
+        LatentsPerChunk = 16, MaxCompressedChunks = 8, WkvBlock = 4,
     };
 
     public static IReadOnlyList<string> PresetNames => ["full", "small", "tiny"];
