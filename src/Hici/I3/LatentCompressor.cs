@@ -50,5 +50,5 @@ public sealed class LatentCompressor : nn.Module
         return ln_o.call(z2).MoveToOuterDisposeScope();
     }
 
-    private Tensor Split(Tensor t) => t.view(t.shape[0], t.shape[1], Heads, HeadDim).transpose(1, 2);
+    private Tensor Split(Tensor t) => MemoryAttentionBlock.SplitHeads(t, Heads, HeadDim);
 }

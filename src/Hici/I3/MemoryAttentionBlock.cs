@@ -119,5 +119,8 @@ public sealed class MemoryAttentionBlock : nn.Module
         return torch.cat([memCols, chunk], 1);
     }
 
-    private Tensor Heads_(Tensor t) => t.view(t.shape[0], t.shape[1], Heads, HeadDim).transpose(1, 2);
+    private Tensor Heads_(Tensor t) => SplitHeads(t, Heads, HeadDim);
+
+    /// <summary>[B, T, H·h_d] → [B, H, T, h_d] (also for the compressor's cross-attention).</summary>
+    internal static Tensor SplitHeads(Tensor t, int heads, int headDim) => t.view(t.shape[0], t.shape[1], heads, headDim).transpose(1, 2);
 }
