@@ -59,6 +59,7 @@ public class I3IntegrationTests
         var j = CliRunner.Run("i3", "info", "--preset", "tiny", "--json");
         Assert.Equal(329_088, JsonDocument.Parse(j.Out).RootElement.GetProperty("parameters").GetInt64());
         CliRunner.AssertOneLineError(CliRunner.Run("i3", "info", "--preset", "huge"));
+        Assert.Contains("hici i3 info", CliRunner.AssertOneLineError(CliRunner.Run("info", "--model", I3Fixtures.Dir("reset-postrwkv"))));
     }
 
     /// <summary>tokenizer train → train 2 steps → resume to 3 → score, generate and eval-history on the output folder.</summary>
