@@ -21,6 +21,8 @@ public sealed record ModelLoadRequest(string ModelDir)
     public string? AdapterDir { get; init; }
     /// <summary>Missing / unexpected keys of the overlay or the adapter are errors.</summary>
     public bool Strict { get; init; }
+    /// <summary>Edits the folder's config before the model is built (evaluations set RoPE scaling this way).</summary>
+    public Func<ModelConfig, ModelConfig>? EditConfig { get; init; }
 }
 
 /// <summary>A loaded model and what its loads found.</summary>
@@ -62,6 +64,7 @@ public static class HiciModelLoader
     {
         if (!Directory.Exists(req.ModelDir)) throw new HiciException($"{req.ModelDir}: no such model folder");
         var cfg = HfConfigReader.Read(req.ModelDir) with { Attention = req.Attention, Hici = req.Hici };
+        if (req.EditConfig is { } edit) cfg = edit(cfg);
         var tr = req.Trainable;
         long? rows = tr?.EmbedRows;
         long baseVocab = cfg.VocabSize;
