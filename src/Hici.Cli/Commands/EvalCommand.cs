@@ -8,6 +8,8 @@ public static class EvalCommand
     public static Command Build()
     {
         var cmd = new Command("eval", "Evaluations with the reference's protocols: ppl, passkey, topics, lines, longbench, attention-stats");
+        cmd.Subcommands.Add(EvalPplCommand.Build());
+        cmd.Subcommands.Add(EvalPplCommand.BuildMerge());
         cmd.Subcommands.Add(EvalPasskeyCommand.Build());
         return cmd;
     }
