@@ -11,6 +11,9 @@ public static class EvalCommand
         cmd.Subcommands.Add(EvalPplCommand.Build());
         cmd.Subcommands.Add(EvalPplCommand.BuildMerge());
         cmd.Subcommands.Add(EvalPasskeyCommand.Build());
+        cmd.Subcommands.Add(EvalLongEvalCommand.Build("topics"));
+        cmd.Subcommands.Add(EvalLongEvalCommand.Build("lines"));
+        cmd.Subcommands.Add(EvalLongBenchCommand.Build());
         return cmd;
     }
 }
