@@ -16,7 +16,7 @@ public static class EvalPlots
         hm.ManualRange = new ScottPlot.Range(min, max);
         plt.Add.ColorBar(hm);
         int rows = values.GetLength(0), cols = values.GetLength(1);
-        // the heatmap's cell (r, c) is centred on x = c, y = rows − 1 − r (row 0 at the top)
+        // ScottPlot centres cell (r, c) on x = c, y = rows − 1 − r (row 0 drawn at the top)
         plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             Enumerable.Range(0, cols).Select(c => (double)c).ToArray(), columnLabels);
         plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
