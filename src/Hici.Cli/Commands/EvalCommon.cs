@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Hici.Evaluation;
-using Hici.Hierarchical;
 using Hici.IO;
+using Hici.Loading;
 using Hici.Models;
 using Hici.Text;
 
@@ -14,43 +14,29 @@ internal static class EvalCommon
     public static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Tokenizer folder (default: the model folder)" };
     public static readonly Option<string?> Out = new("--out") { Description = "Result file (JSON); partial results go to FILE.partial.jsonl until it is written" };
 
-    /// <summary>--model, --trainable, --adapter, --strict, the HiCI flags and --dtype/--threads/--device.</summary>
+    /// <summary>--model, --trainable, --adapter, --strict, the attention flags and --dtype/--threads/--device.</summary>
     public static void AddModelOptions(Command cmd, bool tokenizer)
     {
         cmd.Options.Add(Model);
         if (tokenizer) cmd.Options.Add(Tokenizer);
-        cmd.Options.Add(ScoreCommand.Trainable);
-        cmd.Options.Add(ScoreCommand.Adapter);
-        cmd.Options.Add(ScoreCommand.Strict);
-        HiciOptions.AddTo(cmd);
-        Common.AddComputeOptions(cmd);
+        ModelOptions.AddTo(cmd);
     }
 
-    /// <summary>Loads the model the options name; <paramref name="edit"/> adjusts the config (RoPE scaling).</summary>
-    public static LoadedModel Load(ParseResult pr, Func<ModelConfig, ModelConfig>? edit = null, bool quiet = false)
+    /// <summary>The load request the options describe; <paramref name="rope"/> replaces the config's RoPE scaling.</summary>
+    public static ModelLoadRequest Request(ParseResult pr, RopeScaling? rope = null)
     {
         string dir = pr.GetValue(Model) ?? throw new HiciException("--model DIR is required");
-        if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
-        var tr = pr.GetValue(ScoreCommand.Trainable) is { } tp ? TrainableParams.Open(tp) : null;
-        try
-        {
-            var hc = HiciOptions.Resolve(pr, dir, always: tr?.HasHici == true);
-            hc?.ValidateFor(HfConfigReader.Read(dir).HiddenSize, "HiCI flags");
-            string? adapterDir = pr.GetValue(ScoreCommand.Adapter);
-            if (adapterDir is not null && !Directory.Exists(adapterDir)) throw new HiciException($"{adapterDir}: no such adapter folder");
-            Common.InitTorch(pr);
-            var loaded = HiciModelLoader.Load(new ModelLoadRequest(dir)
-            {
-                DType = Common.ParseDtype(pr.GetValue(Common.Dtype)!),
-                Device = Common.ParseDevice(pr.GetValue(Common.Device)!),
-                Attention = HiciOptions.AttentionKind(pr),
-                Hici = hc, Trainable = tr, AdapterDir = adapterDir, Strict = pr.GetValue(ScoreCommand.Strict),
-                EditConfig = edit,
-            });
-            if (!quiet) foreach (var line in loaded.ReportLines()) Console.Error.WriteLine(line);
-            return loaded;
-        }
-        finally { tr?.Dispose(); }
+        return ModelOptions.Request(pr, dir) with { RopeScaling = rope };
+    }
+
+    /// <summary>Loads the model the options name (load report on stderr unless <paramref name="quiet"/>).</summary>
+    public static LoadedModel Load(ParseResult pr, RopeScaling? rope = null, bool quiet = false)
+    {
+        var request = Request(pr, rope);
+        Common.InitTorch(pr);
+        var loaded = ModelLoader.Load(request);
+        if (!quiet) foreach (var line in loaded.ReportLines()) Console.Error.WriteLine(line);
+        return loaded;
     }
 
     public static HfTokenizer LoadTokenizer(ParseResult pr)
@@ -77,11 +63,10 @@ internal static class EvalCommon
     public static string CheckOut(string? path, string fallback)
     {
         path ??= fallback;
-        ScoreCommand.CheckOutPath(path);
+        AtomicFile.CheckTarget(path, "--out");
         return path;
     }
 
     public static string PartialPath(string outPath) => outPath + ".partial.jsonl";
 
-    public static RopeScaling Linear(double factor) => new("linear", factor);
 }

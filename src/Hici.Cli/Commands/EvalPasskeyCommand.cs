@@ -34,7 +34,7 @@ public static class EvalPasskeyCommand
             if (pr.GetValue(promptsOnly))
             {
                 string path = pr.GetValue(EvalCommon.Out) ?? throw new HiciException("--prompts-only needs --out FILE.jsonl");
-                ScoreCommand.CheckOutPath(path);
+                AtomicFile.CheckTarget(path, "--out");
                 WritePrompts(path, o);
                 Console.WriteLine($"prompts     {targets.Count * o.NumTests} ({targets.Count} lengths × {o.NumTests} seeds) → {path}");
                 return 0;
@@ -48,7 +48,7 @@ public static class EvalPasskeyCommand
             if (log.Resumed > 0) Console.Error.WriteLine($"resuming    {log.Resumed} trials from {log.Path}");
             var result = Progress.Run($"passkey {targets.Count} lengths × {o.NumTests}", report => Passkey.Run(o,
                 t => Passkey.RopeFor(t, o, cfg.MaxPositionEmbeddings, cfg.RopeScaling is not null),
-                rope => new EvalCommon.OwnedEvalModel(EvalCommon.Load(pr, rope.LinearFactor is { } f ? c => c with { RopeScaling = EvalCommon.Linear(f) } : null, quiet: true), tok),
+                rope => new EvalCommon.OwnedEvalModel(EvalCommon.Load(pr, rope.LinearFactor is { } f ? new RopeScaling("linear", f) : null, quiet: true), tok),
                 log, report));
             WriteResult(outPath, result);
             WriteHeatmap(plotPath, result);

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Hici.Evaluation;
-using Hici.Hierarchical;
 using Hici.IO;
+using Hici.Loading;
 using Hici.Models;
 
 namespace Hici.Cli.Commands;
@@ -31,18 +31,18 @@ public static class EvalPplCommand
             if (o.Chunk <= 0) throw new HiciException($"--chunk must be positive (got {o.Chunk})");
             string path = pr.GetValue(data)!;
             string outPath = EvalCommon.CheckOut(pr.GetValue(EvalCommon.Out), o.Shard is { } s ? $"ppl.shard{s.Index}of{s.Count}.json" : "ppl.json");
-            using var tr = pr.GetValue(ScoreCommand.Trainable) is { } tp ? TrainableParams.Open(tp) : null;
-            long vocab = tr?.EmbedRows ?? cfg.VocabSize;
-            var tokens = Perplexity.ReadTokens(path, vocab);               // bad data fails before the model loads
+            var rope = Perplexity.RopeScalingFor(cfg, o.ContextSize);
+            var plan = ModelLoader.Plan(EvalCommon.Request(pr, rope));
+            var tokens = Perplexity.ReadTokens(path, plan.VocabSize);      // bad data fails before the model loads
+            plan.DescribeAttention(o.SeqLen);                               // and so does a window the attention cannot run
             var (all, mine) = Perplexity.Plan(path, tokens.Length, o);
             var log = new ResumeLog<double>(EvalCommon.PartialPath(outPath),
                 $"ppl model={Path.GetFullPath(dir)} data={Path.GetFullPath(path)} tokens={tokens.Length} seq={o.SeqLen} stride={o.Stride} ctx={o.ContextSize} max={o.MaxWindows} shard={pr.GetValue(shard)} args={string.Join(' ', pr.Tokens.Select(t => t.Value))}");
             if (log.Resumed > 0) Console.Error.WriteLine($"resuming    {log.Resumed} windows from {log.Path}");
-            using var loaded = EvalCommon.Load(pr, c => Perplexity.RopeFor(c, o.ContextSize));
-            var kind = HiciOptions.AttentionKind(pr);
-            Console.Error.WriteLine($"windows     {mine.Count} of {all.Count} × {o.SeqLen} tokens (stride {o.Stride}); rope {Describe(loaded.Model.Config.RopeScaling)}");
+            using var loaded = EvalCommon.Load(pr, rope);
+            Console.Error.WriteLine($"windows     {mine.Count} of {all.Count} × {o.SeqLen} tokens (stride {o.Stride}); rope {Describe(rope ?? cfg.RopeScaling)}; attention {plan.DescribeAttention(o.SeqLen).Text}");
             var r = Progress.Run($"ppl {mine.Count} windows", report =>
-                Perplexity.Run(loaded.Model, path, tokens, o, wholeSequence: kind == AttentionKind.Hici, log, report));
+                Perplexity.Run(loaded.Model, path, tokens, o, plan.ScoresWholeSequence, log, report));
             Perplexity.Write(outPath, r);
             log.Complete();
             Console.WriteLine($"perplexity  {r.Ppl:F4}  (NLL {r.MeanNll:F6}/token over {r.Tokens} tokens, {r.Windows} windows{(o.Shard is { } sh ? $", shard {sh.Index}/{sh.Count}" : "")}) → {outPath}");

@@ -22,13 +22,13 @@ public interface IEvalModel
     long VocabSize { get; }
 }
 
-/// <summary><see cref="IEvalModel"/> over HiCI.NET's own model and tokenizer.</summary>
-public sealed class CausalLMEvalModel(CausalLM lm, HfTokenizer tok) : IEvalModel
+/// <summary><see cref="IEvalModel"/> over a HiCI.NET model and its tokenizer; EOS = the tokenizer's and the config's.</summary>
+public sealed class CausalLMEvalModel(ICausalLM lm, HfTokenizer tok) : IEvalModel
 {
-    public CausalLM Model => lm;
+    public ICausalLM Model => lm;
     public HfTokenizer Tokenizer => tok;
-    public long VocabSize => lm.Config.VocabSize;
-    public IReadOnlyList<long> EosIds { get; } = tok.EosIds.Select(i => (long)i).ToArray();
+    public long VocabSize => lm.VocabSize;
+    public IReadOnlyList<long> EosIds { get; } = tok.EosIds.Concat(lm.EosTokenIds).Distinct().Select(i => (long)i).ToArray();
 
     public int[] Encode(string text, bool addSpecialTokens) => tok.Encode(text, addSpecialTokens);
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens) => tok.Decode(ids, skipSpecialTokens);

@@ -40,12 +40,12 @@ public static class Perplexity
 
     /// <summary><c>run_eval</c>'s RoPE rule: context &gt; max_position_embeddings → linear scaling with factor
     /// ceil(context/max_pos) (Llama) or context/max_pos (Qwen3), replacing a stored factor; else the config's.</summary>
-    public static ModelConfig RopeFor(ModelConfig cfg, int contextSize)
+    public static RopeScaling? RopeScalingFor(ModelConfig cfg, int contextSize)
     {
-        if (contextSize <= cfg.MaxPositionEmbeddings) return cfg;
+        if (contextSize <= cfg.MaxPositionEmbeddings) return null;
         double f = contextSize / (double)cfg.MaxPositionEmbeddings;
         if (cfg.ModelType == "llama") f = Math.Ceiling(f);
-        return cfg with { RopeScaling = new RopeScaling("linear", f) };
+        return new RopeScaling("linear", f);
     }
 
     /// <summary>Checks a token file can be evaluated; returns the window starts this run (shard, max) covers.</summary>
@@ -64,7 +64,7 @@ public static class Perplexity
     /// <param name="tokens">the whole token file (ids already checked against the vocabulary)</param>
     /// <param name="log">partial results keyed by window index (resume); null = none</param>
     /// <param name="progress">(windows done, windows in this run)</param>
-    public static PerplexityResult Run(CausalLM lm, string path, int[] tokens, PerplexityOptions o, bool wholeSequence,
+    public static PerplexityResult Run(ICausalLM lm, string path, int[] tokens, PerplexityOptions o, bool wholeSequence,
         ResumeLog<double>? log = null, Action<int, int>? progress = null)
     {
         var (all, _) = Plan(path, tokens.Length, o);

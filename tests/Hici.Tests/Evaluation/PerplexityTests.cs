@@ -95,7 +95,8 @@ public class PerplexityTests
     private static CausalLM Load(JsonElement c)
     {
         var dir = ModelFixtures.Dir(c.GetProperty("model").GetString()!);
-        var cfg = Perplexity.RopeFor(Hici.IO.HfConfigReader.Read(dir), c.GetProperty("context_size").GetInt32());
+        var cfg = Hici.IO.HfConfigReader.Read(dir);
+        cfg = cfg with { RopeScaling = Perplexity.RopeScalingFor(cfg, c.GetProperty("context_size").GetInt32()) ?? cfg.RopeScaling };
         using var w = Hici.IO.SafeTensorsWeightSource.Open(dir);
         return CausalLM.Load(cfg, w, TorchSharp.torch.ScalarType.Float32);
     }
