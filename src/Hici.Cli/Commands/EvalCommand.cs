@@ -14,6 +14,7 @@ public static class EvalCommand
         cmd.Subcommands.Add(EvalLongEvalCommand.Build("topics"));
         cmd.Subcommands.Add(EvalLongEvalCommand.Build("lines"));
         cmd.Subcommands.Add(EvalLongBenchCommand.Build());
+        cmd.Subcommands.Add(EvalAttentionStatsCommand.Build());
         return cmd;
     }
 }

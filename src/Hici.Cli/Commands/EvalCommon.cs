@@ -39,12 +39,11 @@ internal static class EvalCommon
         return loaded;
     }
 
+    /// <summary>--tokenizer (default the model folder), checked to fit the vocabulary the model will have.</summary>
     public static HfTokenizer LoadTokenizer(ParseResult pr)
     {
         string path = pr.GetValue(Tokenizer) ?? pr.GetValue(Model) ?? throw new HiciException("--model DIR is required");
-        if (Directory.Exists(path) && !File.Exists(Path.Combine(path, "tokenizer.json")))
-            throw new HiciException($"{path}: no tokenizer.json (pass --tokenizer DIR)");
-        return HfTokenizer.Load(path);
+        return TokenInput.LoadTokenizer(path, ModelLoader.Plan(Request(pr)).VocabSize, instead: "(pass --tokenizer DIR)");
     }
 
     /// <summary>A loaded model as the generation tasks see it; disposing it frees the model.</summary>

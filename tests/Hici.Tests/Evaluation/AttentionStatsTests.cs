@@ -1,0 +1,67 @@
+using System.Text.Json;
+using Hici.Tests.Cli;
+
+namespace Hici.Tests.Evaluation;
+
+/// <summary>`hici eval attention-stats` on the HiCI fixture model (tests/fixtures/hici/model-qwen3: M=4, K=2).</summary>
+[Collection("Console")]
+public class AttentionStatsTests
+{
+    private static readonly string Model = Path.Combine(TestPaths.Fixtures, "hici", "model-qwen3");
+
+    private static string Ids(string dir, int n)
+    {
+        var p = Path.Combine(dir, "ids.json");
+        File.WriteAllText(p, "[" + string.Join(",", Enumerable.Range(0, n).Select(i => (i * 37 + 11) % 200)) + "]");
+        return p;
+    }
+
+    [Fact]
+    public void SharesSumToOneAndTheShiftedFirstSegmentHasNoMemory()
+    {
+        var dir = CliRunner.TempDir();
+        var outPath = Path.Combine(dir, "stats.json");
+        var r = CliRunner.Run("eval", "attention-stats", "--model", Model, "--attention", "hici", "--causal-mode", "causal_shift",
+            "--segment-size", "16", "--ids", Ids(dir, 64), "--out", outPath, "--threads", "1");
+        Assert.True(r.Code == 0, r.Err);
+        using var doc = JsonDocument.Parse(File.ReadAllText(outPath));
+        Assert.Equal(4, doc.RootElement.GetProperty("segments").GetInt32());
+        var layers = doc.RootElement.GetProperty("layers").EnumerateArray().ToList();
+        Assert.Equal(2, layers.Count);
+        foreach (var l in layers)
+        {
+            Assert.Equal(1.0, l.GetProperty("global").GetDouble() + l.GetProperty("local").GetDouble() + l.GetProperty("tokens").GetDouble(), 5);
+            var g = l.GetProperty("global_per_segment").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+            var lo = l.GetProperty("local_per_segment").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+            Assert.Equal(0.0, g[0]);                      // causal_shift: segment 0 sees no memory
+            Assert.Equal(0.0, lo[0]);
+            Assert.All(g.Skip(1).Concat(lo.Skip(1)), x => Assert.True(x > 0 && x < 1));
+        }
+        foreach (var png in new[] { "stats.png", "stats.heatmap.png" })
+            Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, File.ReadAllBytes(Path.Combine(dir, png))[..4]);
+    }
+
+    [Fact]
+    public void GOnlyModesPutNoMassOnLocalSlots()
+    {
+        var dir = CliRunner.TempDir();
+        var outPath = Path.Combine(dir, "stats.json");
+        var r = CliRunner.Run("eval", "attention-stats", "--model", Model, "--attention", "hici", "--causal-mode", "causal_shift_g",
+            "--segment-size", "16", "--ids", Ids(dir, 48), "--out", outPath, "--threads", "1");
+        Assert.True(r.Code == 0, r.Err);
+        using var doc = JsonDocument.Parse(File.ReadAllText(outPath));
+        foreach (var l in doc.RootElement.GetProperty("layers").EnumerateArray())
+        {
+            Assert.Equal(0.0, l.GetProperty("local").GetDouble());
+            Assert.True(l.GetProperty("global").GetDouble() > 0);
+        }
+    }
+
+    [Fact]
+    public void FullAttentionIsRefused()
+    {
+        var dir = CliRunner.TempDir();
+        var e = CliRunner.AssertOneLineError(CliRunner.Run("eval", "attention-stats", "--model", Model, "--ids", Ids(dir, 32), "--out", Path.Combine(dir, "s.json")));
+        Assert.Contains("--attention hici", e);
+    }
+}
