@@ -47,7 +47,7 @@ public static class EvalPlots
         plt.Add.Bars(bars);
         for (int s = 0; s < series.Count; s++)
             plt.Legend.ManualItems.Add(new LegendItem { LabelText = series[s].Name, FillColor = palette.GetColor(s) });
-        plt.ShowLegend();
+        plt.ShowLegend(Edge.Right);
         plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             Enumerable.Range(0, xLabels.Length).Select(c => (double)c).ToArray(), xLabels);
         plt.Axes.Margins(bottom: 0);
