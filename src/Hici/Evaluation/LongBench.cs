@@ -36,63 +36,21 @@ public sealed record LongBenchScores(IReadOnlyList<(string Dataset, double Score
 /// <summary>LongBench v1 prediction (<c>pred.py</c>) and scoring (<c>eval.py</c>).</summary>
 public static class LongBench
 {
-    public static List<LongBenchSample> ReadSamples(string path)
-    {
-        var list = new List<LongBenchSample>();
-        int lineNo = 0;
-        foreach (var line in ReadLines(path))
-        {
-            lineNo++;
-            if (line.Trim().Length == 0) continue;
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                var r = doc.RootElement;
-                list.Add(new LongBenchSample(
-                    r.TryGetProperty("input", out var inp) && inp.ValueKind == JsonValueKind.String ? inp.GetString()! : "",
-                    r.GetProperty("context").GetString() ?? throw new InvalidOperationException("context is null"),
-                    Strings(r.GetProperty("answers")),
-                    r.TryGetProperty("all_classes", out var ac) && ac.ValueKind == JsonValueKind.Array ? Strings(ac) : null,
-                    r.TryGetProperty("length", out var len) && len.ValueKind == JsonValueKind.Number ? len.GetInt64() : 0));
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-            {
-                throw new HiciException($"{path}:{lineNo}: not a LongBench sample ({e.Message})");
-            }
-        }
-        return list;
-    }
+    public static List<LongBenchSample> ReadSamples(string path) => JsonLines.Read(path, "a LongBench sample", r =>
+        new LongBenchSample(
+            r.TryGetProperty("input", out var inp) && inp.ValueKind == JsonValueKind.String ? inp.GetString()! : "",
+            r.GetProperty("context").GetString() ?? throw new InvalidOperationException("context is null"),
+            Strings(r.GetProperty("answers")), AllClasses(r), Length(r)));
 
-    public static List<LongBenchPrediction> ReadPredictions(string path)
-    {
-        var list = new List<LongBenchPrediction>();
-        int lineNo = 0;
-        foreach (var line in ReadLines(path))
-        {
-            lineNo++;
-            if (line.Trim().Length == 0) continue;
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                var r = doc.RootElement;
-                list.Add(new LongBenchPrediction(r.GetProperty("pred").GetString() ?? throw new InvalidOperationException("pred is null"),
-                    Strings(r.GetProperty("answers")),
-                    r.TryGetProperty("all_classes", out var ac) && ac.ValueKind == JsonValueKind.Array ? Strings(ac) : null,
-                    r.TryGetProperty("length", out var len) && len.ValueKind == JsonValueKind.Number ? len.GetInt64() : 0));
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-            {
-                throw new HiciException($"{path}:{lineNo}: not a LongBench prediction line ({e.Message})");
-            }
-        }
-        return list;
-    }
+    public static List<LongBenchPrediction> ReadPredictions(string path) => JsonLines.Read(path, "a LongBench prediction line", r =>
+        new LongBenchPrediction(r.GetProperty("pred").GetString() ?? throw new InvalidOperationException("pred is null"),
+            Strings(r.GetProperty("answers")), AllClasses(r), Length(r)));
 
-    private static IEnumerable<string> ReadLines(string path)
-    {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        return File.ReadLines(path, new UTF8Encoding(false, throwOnInvalidBytes: true));
-    }
+    private static List<string>? AllClasses(JsonElement r) =>
+        r.TryGetProperty("all_classes", out var ac) && ac.ValueKind == JsonValueKind.Array ? Strings(ac) : null;
+
+    private static long Length(JsonElement r) =>
+        r.TryGetProperty("length", out var len) && len.ValueKind == JsonValueKind.Number ? len.GetInt64() : 0;
 
     private static List<string> Strings(JsonElement e) =>
         e.ValueKind == JsonValueKind.Array

@@ -33,35 +33,19 @@ public static class LongEval
 
     public static List<LongEvalCase> ReadCases(string path, string task)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        var list = new List<LongEvalCase>();
-        int lineNo = 0;
-        foreach (var line in File.ReadLines(path, new UTF8Encoding(false, throwOnInvalidBytes: true)))
+        int index = 0;
+        var list = JsonLines.Read(path, $"a LongEval {task} case", r =>
         {
-            lineNo++;
-            if (line.Trim().Length == 0) continue;
-            try
+            string prompt = r.GetProperty("prompt").GetString() ?? throw new InvalidOperationException("prompt is null");
+            if (task == "topics")
             {
-                using var doc = JsonDocument.Parse(line);
-                var r = doc.RootElement;
-                string prompt = r.GetProperty("prompt").GetString() ?? throw new InvalidOperationException("prompt is null");
-                if (task == "topics")
-                {
-                    var topics = r.GetProperty("topics");
-                    if (topics.ValueKind != JsonValueKind.Array || topics.GetArrayLength() == 0) throw new InvalidOperationException("topics must be a non-empty array");
-                    list.Add(new LongEvalCase(list.Count, prompt, topics[0].GetString() ?? "", null));
-                }
-                else
-                {
-                    int expected = r.GetProperty("expected_number").GetInt32();
-                    list.Add(new LongEvalCase(list.Count, prompt, expected.ToString(CultureInfo.InvariantCulture), expected));
-                }
+                var topics = r.GetProperty("topics");
+                if (topics.ValueKind != JsonValueKind.Array || topics.GetArrayLength() == 0) throw new InvalidOperationException("topics must be a non-empty array");
+                return new LongEvalCase(index++, prompt, topics[0].GetString() ?? "", null);
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-            {
-                throw new HiciException($"{path}:{lineNo}: not a LongEval {task} case ({e.Message})");
-            }
-        }
+            int expected = r.GetProperty("expected_number").GetInt32();
+            return new LongEvalCase(index++, prompt, expected.ToString(CultureInfo.InvariantCulture), expected);
+        });
         if (list.Count == 0) throw new HiciException($"{path}: no test cases");
         return list;
     }

@@ -16,15 +16,21 @@ public class AttentionStatsTests
         return p;
     }
 
-    [Fact]
-    public void SharesSumToOneAndTheShiftedFirstSegmentHasNoMemory()
+    /// <summary>Runs attention-stats with segments of 16 in <paramref name="mode"/>; returns the JSON and the output folder.</summary>
+    private static (JsonDocument Doc, string Dir) Run(string mode, int tokens)
     {
         var dir = CliRunner.TempDir();
         var outPath = Path.Combine(dir, "stats.json");
-        var r = CliRunner.Run("eval", "attention-stats", "--model", Model, "--attention", "hici", "--causal-mode", "causal_shift",
-            "--segment-size", "16", "--ids", Ids(dir, 64), "--out", outPath, "--threads", "1");
+        var r = CliRunner.Run("eval", "attention-stats", "--model", Model, "--attention", "hici", "--causal-mode", mode,
+            "--segment-size", "16", "--ids", Ids(dir, tokens), "--out", outPath, "--threads", "1");
         Assert.True(r.Code == 0, r.Err);
-        using var doc = JsonDocument.Parse(File.ReadAllText(outPath));
+        return (JsonDocument.Parse(File.ReadAllText(outPath)), dir);
+    }
+
+    [Fact]
+    public void SharesSumToOneAndTheShiftedFirstSegmentHasNoMemory()
+    {
+        var (doc, dir) = Run("causal_shift", 64);
         Assert.Equal(4, doc.RootElement.GetProperty("segments").GetInt32());
         var layers = doc.RootElement.GetProperty("layers").EnumerateArray().ToList();
         Assert.Equal(2, layers.Count);
@@ -44,12 +50,7 @@ public class AttentionStatsTests
     [Fact]
     public void GOnlyModesPutNoMassOnLocalSlots()
     {
-        var dir = CliRunner.TempDir();
-        var outPath = Path.Combine(dir, "stats.json");
-        var r = CliRunner.Run("eval", "attention-stats", "--model", Model, "--attention", "hici", "--causal-mode", "causal_shift_g",
-            "--segment-size", "16", "--ids", Ids(dir, 48), "--out", outPath, "--threads", "1");
-        Assert.True(r.Code == 0, r.Err);
-        using var doc = JsonDocument.Parse(File.ReadAllText(outPath));
+        var (doc, _) = Run("causal_shift_g", 48);
         foreach (var l in doc.RootElement.GetProperty("layers").EnumerateArray())
         {
             Assert.Equal(0.0, l.GetProperty("local").GetDouble());
