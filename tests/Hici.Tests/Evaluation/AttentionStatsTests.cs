@@ -58,6 +58,31 @@ public class AttentionStatsTests
         }
     }
 
+    public static IEnumerable<object[]> ReferenceCases()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(TestPaths.Fixtures, "eval", "attention_stats.json")));
+        return doc.RootElement.GetProperty("cases").EnumerateArray().Select(c => new object[] { c.GetProperty("mode").GetString()! }).ToList();
+    }
+
+    /// <summary>Against tools/make_attention_stats_fixtures.py (the reference HiCI attention, its softmax rows summed per key range).</summary>
+    [Theory]
+    [MemberData(nameof(ReferenceCases))]
+    public void MassEqualsTheIndependentComputation(string mode)
+    {
+        using var fx = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(TestPaths.Fixtures, "eval", "attention_stats.json")));
+        var c = fx.RootElement.GetProperty("cases").EnumerateArray().Single(e => e.GetProperty("mode").GetString() == mode);
+        var (doc, _) = Run(mode, c.GetProperty("tokens").GetInt32());
+        var layers = doc.RootElement.GetProperty("layers").EnumerateArray().ToList();
+        foreach (var (ours, theirs) in new[] { ("global_per_segment", "global_per_segment"), ("local_per_segment", "local_per_segment") })
+            for (int l = 0; l < layers.Count; l++)
+            {
+                var a = layers[l].GetProperty(ours).EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                var b = c.GetProperty(theirs)[l].EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                Assert.Equal(b.Length, a.Length);
+                for (int s = 0; s < a.Length; s++) Assert.True(Math.Abs(a[s] - b[s]) < 1e-5, $"{mode} layer {l} {ours}[{s}]: {a[s]} vs {b[s]}");
+            }
+    }
+
     [Fact]
     public void FullAttentionIsRefused()
     {
