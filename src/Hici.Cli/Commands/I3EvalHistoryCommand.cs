@@ -11,7 +11,7 @@ public static class I3EvalHistoryCommand
     public static Command Build()
     {
         var model = new Option<string>("--model") { Description = "i3 model folder", Required = true };
-        var data = new Option<string[]>("--data") { Description = "A packed .bin stream (int32 ids, e.g. OUTPUT/data/heldout.bin) or text files/folders (encoded with the model's tokenizer, <EOS> after each)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var data = new Option<string[]>("--data") { Description = "A flat token file (FILE.bin, e.g. OUTPUT/data/heldout.bin) or text files/folders (encoded with the model's tokenizer, <EOS> after each)", Required = true, AllowMultipleArgumentsPerToken = true };
         var format = I3Command.Format();
         var histories = new Option<string>("--histories") { Description = "History capacities to compare (compressed chunks; capped at the model's)", DefaultValueFactory = _ => "0,1,2,4,8" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Score at most this many tokens", DefaultValueFactory = _ => 32768 };

@@ -17,7 +17,7 @@ public static class I3TrainCommand
     public static Command Build()
     {
         var preset = I3Command.Preset(required: true);
-        var data = new Option<string[]>("--data") { Description = "Training text files/folders, or one packed .bin stream (little-endian int32 ids)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var data = new Option<string[]>("--data") { Description = "Training text files/folders, or one flat token file FILE.bin (uint32 with FILE.bin.json {\"dtype\": \"uint32\"}, else uint16 when the vocabulary fits — as hici eval ppl reads it)", Required = true, AllowMultipleArgumentsPerToken = true };
         var output = new Option<string>("--output") { Description = "Output folder: an i3 model folder (config.json, model.safetensors, tokenizer), checkpoint/, metrics.jsonl, loss.png", Required = true };
         var format = I3Command.Format();
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer folder (default: train one with the preset's vocabulary on --data first)" };

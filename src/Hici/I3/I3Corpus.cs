@@ -85,31 +85,22 @@ public static partial class I3Corpus
         return ids.ToArray();
     }
 
-    public static void WriteBin(string path, IReadOnlyList<int> ids) => AtomicFile.Write(path, s =>
+    /// <summary>Writes a flat token file in the evaluation tools' format: little-endian uint32 ids plus FILE.bin.json {"dtype": "uint32"}.</summary>
+    public static void WriteBin(string path, IReadOnlyList<int> ids)
     {
-        var buf = new byte[4 * 4096];
-        for (int i = 0; i < ids.Count; i += 4096)
+        AtomicFile.Write(path, s =>
         {
-            int n = Math.Min(4096, ids.Count - i);
-            for (int j = 0; j < n; j++) BinaryPrimitives.WriteInt32LittleEndian(buf.AsSpan(4 * j), ids[i + j]);
-            s.Write(buf, 0, 4 * n);
-        }
-    });
-
-    /// <summary>Reads a packed stream; every id must be in [0, vocab).</summary>
-    public static int[] ReadBin(string path, int vocab)
-    {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new HiciException($"{path}: no such file");
-        if (info.Length % 4 != 0) throw new HiciException($"{path}: {info.Length} bytes is not a whole number of int32 ids");
-        if (info.Length > 4L * int.MaxValue / 2) throw new HiciException($"{path}: too large for an in-memory token stream");
-        var bytes = File.ReadAllBytes(path);
-        var ids = new int[bytes.Length / 4];
-        for (int i = 0; i < ids.Length; i++)
-        {
-            ids[i] = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(4 * i));
-            if ((uint)ids[i] >= (uint)vocab) throw new HiciException($"{path}: id {ids[i]} at position {i} is outside the vocabulary [0, {vocab})");
-        }
-        return ids;
+            var buf = new byte[4 * 4096];
+            for (int i = 0; i < ids.Count; i += 4096)
+            {
+                int n = Math.Min(4096, ids.Count - i);
+                for (int j = 0; j < n; j++) BinaryPrimitives.WriteUInt32LittleEndian(buf.AsSpan(4 * j), checked((uint)ids[i + j]));
+                s.Write(buf, 0, 4 * n);
+            }
+        });
+        AtomicFile.Write(path + ".json", s => s.Write("{\"dtype\": \"uint32\"}\n"u8));
     }
+
+    /// <summary>Reads a flat token file (dtype from FILE.bin.json, see <see cref="Hici.Evaluation.Perplexity.ReadTokens"/>); every id must be in [0, vocab).</summary>
+    public static int[] ReadBin(string path, int vocab) => Hici.Evaluation.Perplexity.ReadTokens(path, vocab);
 }
