@@ -22,6 +22,7 @@ public static class CliApp
         root.Subcommands.Add(ConvertTrainableCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
         root.Subcommands.Add(EvalCommand.Build());
+        root.Subcommands.Add(I3Command.Build());
         return root;
     }
 
