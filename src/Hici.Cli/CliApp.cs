@@ -21,6 +21,9 @@ public static class CliApp
         root.Subcommands.Add(MergeCommand.Build());
         root.Subcommands.Add(ConvertTrainableCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
+        root.Subcommands.Add(PrepareDataCommand.Build());
+        root.Subcommands.Add(InitCommand.Build());
+        root.Subcommands.Add(TrainCommand.Build());
         return root;
     }
 

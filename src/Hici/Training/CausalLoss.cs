@@ -61,7 +61,7 @@ public static class CausalLoss
                 var lse = logits.logsumexp(1, keepdim: true);
                 var safeY = yc.clamp_min(0).unsqueeze(1);
                 var nll = lse.squeeze(1) - logits.gather(1, safeY).squeeze(1);
-                total += nll.masked_fill(vc.logical_not(), 0).sum().item<double>();
+                total += nll.masked_fill(vc.logical_not(), 0).to(ScalarType.Float64).sum().item<double>();
                 // d(mean NLL)/d logits = (softmax − onehot) / count on scored rows, 0 elsewhere
                 var g = logits.sub_(lse).exp_();
                 g.scatter_add_(1, safeY, full(m, 1, -1.0f, dtype: ScalarType.Float32, device: g.device));
@@ -70,7 +70,7 @@ public static class CausalLoss
                 gradW?.add_(g.t().matmul(hc));
             }
         }
-        var value = tensor(total / count, dtype: ScalarType.Float32, device: h.device);
+        var value = tensor((float)(total / count), device: h.device);
         Tensor surrogate = h.to(ScalarType.Float32).mul(gradH).sum();
         if (gradW is not null) surrogate = surrogate + head.to(ScalarType.Float32).mul(gradW).sum();
         var loss = surrogate - surrogate.detach() + value;
