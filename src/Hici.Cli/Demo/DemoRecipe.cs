@@ -39,11 +39,12 @@ public sealed record DemoRecipe
 
     public static DemoRecipe Quick => new() { PretrainSteps = 80, ExtendSteps = 12, EvalTokens = 4096 };
 
-    /// <summary>HiCI sized for hidden 128 (the published 8/4/8/512/128 scaled down): M 8, K 4, h 4, β 64, C 32;
-    /// trained and evaluated in causal_shift, the strictly causal mode, so its perplexity is a real one.</summary>
+    /// <summary>HiCI scaled down with the model (the published 8/4/8/512/128 at hidden 4096): M 8, K 4, h = heads,
+    /// β = hidden/2, C = hidden/4 (64 and 32 at hidden 128); trained and evaluated in causal_shift, the strictly
+    /// causal mode, so its perplexity is a real one.</summary>
     public HiciConfig Hici => new()
     {
-        LocalSlots = 8, GlobalSlots = 4, NumHeads = 4, BottleneckDim = 64, SharedCompressDim = 32,
+        LocalSlots = 8, GlobalSlots = 4, NumHeads = Heads, BottleneckDim = Hidden / 2, SharedCompressDim = Hidden / 4,
         CausalMode = EvalCausalMode, SegmentRatio = 0.25,
     };
 

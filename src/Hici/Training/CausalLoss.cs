@@ -25,12 +25,15 @@ public static class CausalLoss
     /// <param name="hidden">final normalised hidden states [B, L, H] (CausalLM.Hidden)</param>
     /// <param name="labels">int64 [B, L]; position t is scored on labels[t + 1]; −100 = not scored</param>
     /// <param name="chunkRows">rows of logits alive at once</param>
-    public static CausalLossResult Compute(CausalLM lm, Tensor hidden, Tensor labels, long chunkRows = 2048)
+    public static CausalLossResult Compute(CausalLM lm, Tensor hidden, Tensor labels, long chunkRows = 2048) =>
+        Compute(HeadWeight(lm), hidden, labels, chunkRows);
+
+    /// <param name="head">the [vocab, H] matrix of the logits (lm_head.weight, or the tied embedding)</param>
+    public static CausalLossResult Compute(Tensor head, Tensor hidden, Tensor labels, long chunkRows = 2048)
     {
         if (hidden.dim() != 3 || labels.dim() != 2 || labels.shape[0] != hidden.shape[0] || labels.shape[1] != hidden.shape[1])
             throw new HiciException($"loss: hidden [{string.Join(", ", hidden.shape)}] and labels [{string.Join(", ", labels.shape)}] do not match ([B, L, H] and [B, L])");
         if (chunkRows < 1) throw new HiciException($"loss: chunk rows must be positive (got {chunkRows})");
-        var head = HeadWeight(lm);
         using var scope = NewDisposeScope();
         long b = hidden.shape[0], l = hidden.shape[1], hdim = hidden.shape[2];
         var h = hidden.narrow(1, 0, l - 1).reshape(-1, hdim);                  // [N, H], N = B·(L−1)
