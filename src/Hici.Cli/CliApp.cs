@@ -24,6 +24,7 @@ public static class CliApp
         root.Subcommands.Add(PrepareDataCommand.Build());
         root.Subcommands.Add(InitCommand.Build());
         root.Subcommands.Add(TrainCommand.Build());
+        root.Subcommands.Add(SftCommand.Build());
         root.Subcommands.Add(DemoCommand.Build());
         return root;
     }

@@ -17,6 +17,7 @@ public static class TrainCommand
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
             var o = t.Build(pr);
+            if (pr.GetValue(t.Resume) is { } r) TrainerState.ForResume(r, "pretrain");
             Common.InitTorch(pr);
             using var tm = TrainingModel.Build(o);
             using var file = TokenFile.Open(pr.GetValue(data)!, tm.Model.Config.VocabSize);

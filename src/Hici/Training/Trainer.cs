@@ -80,8 +80,8 @@ public sealed class Trainer : IDisposable
         string? last = null;
         if (resumeDir is not null)
         {
+            TrainerState.ForResume(resumeDir, _kind);
             var st = TrainingCheckpoint.Load(resumeDir, _tm, _masters, _opt);
-            if (st.Kind != _kind) throw new HiciException($"{resumeDir}: a {st.Kind} checkpoint; --resume continues a run of the same kind (use --init-from to start {_kind} from it)");
             step = st.GlobalStep;
             _data.Restore(st.Data);
             torch.set_rng_state(RngFromBase64(st.TorchRngBase64));

@@ -40,6 +40,14 @@ public sealed record TrainerState
         return System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
+    /// <summary>The state of a checkpoint that <c>--resume</c> may continue as a run of <paramref name="kind"/>.</summary>
+    public static TrainerState ForResume(string dir, string kind)
+    {
+        var st = Load(dir);
+        if (st.Kind != kind) throw new HiciException($"{dir}: a {st.Kind} checkpoint; --resume continues a run of the same kind (use --init-from to start {kind} from it)");
+        return st;
+    }
+
     public static TrainerState Load(string dir)
     {
         var path = Path.Combine(dir, FileName);
