@@ -4,6 +4,7 @@ using Hici.Cli.Demo;
 using Hici.Cli.Training;
 using Hici.Hierarchical;
 using Hici.IO;
+using Hici.Loading;
 using Hici.Lora;
 using Hici.Models;
 using Hici.Text;
@@ -85,7 +86,7 @@ public static class DemoCommand
             ModelDir = baseDir, OutputDir = Path.Combine(work, "extend"), ModelMaxLength = d.LongContext,
             LearningRate = d.ExtendLr, HiciLearningRate = d.ExtendHiciLr, WarmupSteps = Math.Max(1, d.ExtendSteps / 10), Scheduler = LrScheduleKind.Cosine,
             MaxSteps = d.ExtendSteps, BatchSize = d.ExtendBatch, GradAccum = d.ExtendAccum, SaveSteps = d.ExtendSteps, Seed = d.Seed,
-            Attention = AttentionKind.Hici, Hici = d.Hici, HiciGradClip = 0.3,
+            Attention = HiciAttentionOptions.Setting(d.Hici), HiciGradClip = 0.3,
         };
         var extCkpt = Train(ext, trainBin, "pretrain", "demo extend");
         Phase("context extension");
@@ -111,8 +112,8 @@ public static class DemoCommand
         var models = new (string Label, Func<CausalLM> Load)[]
         {
             ($"base (trained at {d.ShortContext}), full attention", () => CausalLM.FromPretrained(baseDir, ScalarType.Float32)),
-            ($"extended to {d.LongContext}, full attention (HiCI unused)", () => Loaded(extended, AttentionKind.Full, d.Hici)),
-            ($"extended to {d.LongContext}, HiCI {mode}", () => Loaded(extended, AttentionKind.Hici, d.Hici)),
+            ($"extended to {d.LongContext}, full attention (HiCI unused)", () => Loaded(extended, HiciAttentionOptions.Setting(d.Hici, run: false))),
+            ($"extended to {d.LongContext}, HiCI {mode}", () => Loaded(extended, HiciAttentionOptions.Setting(d.Hici))),
         };
         var ppl = new List<(string, double[])>();
         foreach (var (label, load) in models)
@@ -147,11 +148,8 @@ public static class DemoCommand
         return TrainingCheckpoint.List(o.OutputDir)[^1].Dir;
     }
 
-    private static CausalLM Loaded(string dir, AttentionKind attention, HiciConfig hici)
-    {
-        var m = HiciModelLoader.Load(new ModelLoadRequest(dir) { Attention = attention, Hici = hici });
-        return m.Model;
-    }
+    private static CausalLM Loaded(string dir, AttentionSetting attention) =>
+        ModelLoader.Load(new ModelLoadRequest(dir) { Attention = attention }).Transformer;
 
     /// <summary>A full-training checkpoint's trainable.safetensors holds every weight under HF keys: with the
     /// config and tokenizer it is an HF model folder.</summary>

@@ -39,15 +39,21 @@ public sealed class TrainingOptions
             cmd.Options.Add(o);
         cmd.Options.Add(Common.Dtype);
         cmd.Options.Add(Common.Threads);
-        HiciOptions.AddTo(cmd);
+        cmd.Options.Add(ModelOptions.Attention);
+        HiciFlags.AddTo(cmd);
     }
 
     public TrainOptions Build(ParseResult pr)
     {
         var model = pr.GetValue(Model)!;
-        var hici = HiciOptions.Resolve(pr, model);
-        if (hici is not null && pr.GetValue(Mixed)) hici = hici with { MixedSegmentRatios = HiciConfig.DefaultMixedRatios };
-        if (hici is null && pr.GetValue(Mixed)) throw new HiciException("--mixed-segments needs HiCI (--attention hici)");
+        // full attention with a HiCI config at hand holds (and trains) the HiCI modules without running them
+        var attention = ModelOptions.AttentionSetting(pr, model, null);
+        var hici = attention.Options as HiciAttentionOptions;
+        if (pr.GetValue(Mixed))
+        {
+            if (hici is null) throw new HiciException("--mixed-segments needs HiCI (--attention hici)");
+            attention = attention with { Options = hici = hici with { Config = hici.Config with { MixedSegmentRatios = HiciConfig.DefaultMixedRatios } } };
+        }
         int r = pr.GetValue(LoraRank);
         if (r < 0) throw new HiciException($"--lora-rank must not be negative (got {r})");
         return new TrainOptions
@@ -71,8 +77,7 @@ public sealed class TrainingOptions
             SaveTotalLimit = pr.GetValue(SaveLimit),
             Seed = pr.GetValue(Seed),
             DType = Common.ParseDtype(pr.GetValue(Common.Dtype)!),
-            Attention = HiciOptions.AttentionKind(pr),
-            Hici = hici,
+            Attention = attention,
         }.Validate();
     }
 }

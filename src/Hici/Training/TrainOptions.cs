@@ -35,8 +35,11 @@ public sealed record TrainOptions
     public int? SaveTotalLimit { get; init; }
     public long Seed { get; init; } = 42;
     public ScalarType DType { get; init; } = ScalarType.Float32;
-    public AttentionKind Attention { get; init; } = AttentionKind.Full;
-    public HiciConfig? Hici { get; init; }
+    /// <summary>The attention implementation and its options (HiCI: <see cref="HiciAttentionOptions"/>; with
+    /// Run false the HiCI modules are held, trained and saved but plain full attention runs).</summary>
+    public AttentionSetting Attention { get; init; } = AttentionSetting.Full;
+    /// <summary>The HiCI config of <see cref="Attention"/>, or null.</summary>
+    public HiciConfig? Hici => (Attention.Options as HiciAttentionOptions)?.Config ?? Attention.Options as HiciConfig;
     /// <summary>Scale RoPE for <see cref="ModelMaxLength"/> as the reference's training scripts do.</summary>
     public bool ScaleRope { get; init; } = true;
     public long LossChunkRows { get; init; } = 2048;
@@ -59,7 +62,7 @@ public sealed record TrainOptions
         if (!(WeightDecay >= 0)) bad.Add($"--weight-decay must not be negative (got {WeightDecay})");
         if (!(MaxGradNorm >= 0)) bad.Add($"--max-grad-norm must not be negative (got {MaxGradNorm})");
         if (HiciGradClip is { } c && !(c > 0)) bad.Add($"--hici-grad-clip must be positive (got {c})");
-        if (Attention == AttentionKind.Hici && Hici is null) bad.Add("--attention hici needs a HiCI config");
+        if (Attention.Name == HiciImplementation.Id && Hici is null) bad.Add("--attention hici needs a HiCI config");
         if (Lora is null && Trainable.Count == 0) bad.Add("nothing trains: no LoRA and no --trainable");
         if (bad.Count > 0) throw new HiciException(string.Join("; ", bad));
         return this;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Hici.Hierarchical;
 using Hici.Models;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -85,6 +86,7 @@ public sealed class Trainer : IDisposable
             step = st.GlobalStep;
             _data.Restore(st.Data);
             torch.set_rng_state(RngFromBase64(st.TorchRngBase64));
+            if (st.SegmenterState is { } seg && HiciImplementation.SegmenterOf(lm) is { } segmenter) segmenter.SetState(ParseSegmenter(seg));
             history.AddRange(st.LogHistory);
             last = resumeDir;
         }
@@ -149,6 +151,7 @@ public sealed class Trainer : IDisposable
         {
             GlobalStep = step, MaxSteps = _o.MaxSteps, Data = _data.State, Seed = _o.Seed, Kind = _kind,
             TorchRngBase64 = RngToBase64(), LogHistory = history,
+            SegmenterState = HiciImplementation.SegmenterOf(_tm.Model) is { } s ? FormatSegmenter(s.GetState()) : null,
         };
         return TrainingCheckpoint.Save(_o.OutputDir, _o, _tm, _masters, _opt, Schedule, state);
     }
@@ -169,6 +172,18 @@ public sealed class Trainer : IDisposable
             if (coef < 1) foreach (var g in grads) g.mul_(coef);
         }
         return total;
+    }
+
+    private static string FormatSegmenter(SegmenterState s) =>
+        $"{s.Rng}:{s.CurrentMixedRatio.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}";
+
+    private static SegmenterState ParseSegmenter(string s)
+    {
+        var parts = s.Split(':');
+        if (parts.Length != 2 || !ulong.TryParse(parts[0], out var rng)
+            || !double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio))
+            throw new HiciException($"trainer state: segmenter_state '{s}' is not 'rng:ratio'");
+        return new SegmenterState(rng, ratio);
     }
 
     private static string RngToBase64()

@@ -133,7 +133,7 @@ public static class TrainingCheckpoint
     private static JsonObject Args(TrainOptions o, TrainingModel tm) => new()
     {
         ["model"] = Path.GetFullPath(o.ModelDir), ["model_max_length"] = o.ModelMaxLength,
-        ["rope_scaling_factor"] = tm.RopeFactor, ["attention"] = o.Attention.ToString().ToLowerInvariant(),
+        ["rope_scaling_factor"] = tm.RopeFactor, ["attention"] = o.Attention.Name, ["hici_runs"] = (o.Attention.Options as HiciAttentionOptions)?.Run,
         ["lora_r"] = o.Lora?.R, ["lora_alpha"] = o.Lora?.Alpha, ["lora_dropout"] = o.Lora?.Dropout,
         ["trainable"] = string.Join(",", o.Trainable), ["lr"] = o.LearningRate, ["hici_lr"] = o.HiciLearningRate,
         ["weight_decay"] = o.WeightDecay, ["warmup_steps"] = o.WarmupSteps, ["scheduler"] = LrSchedule.Name(o.Scheduler),

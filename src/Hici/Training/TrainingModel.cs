@@ -2,6 +2,7 @@ using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Lora;
 using Hici.Models;
+using Hici.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -32,7 +33,10 @@ public sealed class TrainingModel : IDisposable
         var cfg = HfConfigReader.Read(o.ModelDir);
         double? factor = o.ScaleRope ? RopeForContext.Factor(cfg, o.ModelMaxLength, Path.Combine(o.ModelDir, "config.json")) : null;
         if (factor is { } f) cfg = cfg with { RopeScaling = new RopeScaling("linear", f) };
-        cfg = cfg with { Attention = o.Attention, Hici = o.Hici };
+        var impl = AttentionRegistry.Get(o.Attention.Name);
+        // the run's seed also seeds HiCI's segmenter (mixed segment ratios), whose state every checkpoint keeps
+        var options = o.Attention.Options is HiciAttentionOptions h ? h with { SegmenterSeed = unchecked((ulong)o.Seed) } : o.Attention.Options;
+        cfg = cfg with { Attention = new AttentionSetting(impl.Name, impl.ValidateOptions(options, cfg)) };
         var lm = CausalLM.Create(cfg, o.DType);
         try
         {
@@ -40,7 +44,7 @@ public sealed class TrainingModel : IDisposable
             var hiciPath = Path.Combine(o.ModelDir, LoraMerge.HiciWeightsName);
             using (var st = SafeTensorsWeightSource.Open(o.ModelDir))
             using (var hf = File.Exists(hiciPath) ? SafeTensorsWeightSource.Open(hiciPath) : null)
-                rep = lm.LoadWeights(hf is null ? st : new OverlayWeightSource(st, hf), new WeightLoadOptions(HiciCheckpoint.IsHiciKey));
+                rep = lm.LoadWeights(hf is null ? st : new OverlayWeightSource(st, hf), new WeightLoadOptions(impl.OwnsKey));
             // Seeded here (the reference's HiCI init is not: its seeding block is commented out), so runs repeat.
             torch.manual_seed(o.Seed);
             bool init = rep.ZeroFilled.Count > 0;

@@ -40,8 +40,8 @@ public class GradientParityTests
     internal static TrainOptions Options(string model, string placement, string mode, string output) => new()
     {
         ModelDir = TestData.Fixture("hici", "model-" + model), OutputDir = output, ModelMaxLength = 32,
-        Lora = PeftAdapterConfig.Read(Dir(model, placement)).Lora, Attention = AttentionKind.Hici,
-        Hici = HiciConfig.Load(TestData.Fixture("hici", "model-" + model, HiciConfig.FileName)) with { CausalMode = HiciConfig.ParseCausalMode(mode) },
+        Lora = PeftAdapterConfig.Read(Dir(model, placement)).Lora,
+        Attention = HiciAttentionOptions.Setting(HiciConfig.Load(TestData.Fixture("hici", "model-" + model, HiciConfig.FileName)) with { CausalMode = HiciConfig.ParseCausalMode(mode) }),
         LearningRate = 1e-2, HiciLearningRate = 3e-2, WeightDecay = 0.01, WarmupSteps = 0, Scheduler = LrScheduleKind.ConstantWithWarmup,
         MaxSteps = 1, SaveSteps = 1, MaxGradNorm = 0, HiciGradClip = null, BatchSize = 1, GradAccum = 1,
     };

@@ -1,5 +1,6 @@
 using Hici.Hierarchical;
 using Hici.IO;
+using Hici.Loading;
 using Hici.Lora;
 using Hici.Models;
 using Hici.Tests.Cli;
@@ -34,8 +35,10 @@ public class TrainerTests
     {
         ModelDir = Model, OutputDir = output, ModelMaxLength = 32, MaxSteps = steps, SaveSteps = 2, BatchSize = 2, GradAccum = 2,
         LearningRate = 1e-3, HiciLearningRate = 3e-3, WarmupSteps = 1, Scheduler = LrScheduleKind.Cosine, HiciGradClip = 0.3,
-        Lora = new LoraConfig { R = 4, Alpha = 8, Dropout = 0.1 }, Attention = AttentionKind.Hici,
-        Hici = HiciConfig.Load(Path.Combine(Model, HiciConfig.FileName)) with { CausalMode = HiciCausalMode.CausalShift }, Seed = 11,
+        Lora = new LoraConfig { R = 4, Alpha = 8, Dropout = 0.1 }, Seed = 11,
+        // mixed segment ratios: the segmenter's draws are part of what resume must restore
+        Attention = HiciAttentionOptions.Setting(HiciConfig.Load(Path.Combine(Model, HiciConfig.FileName)) with
+            { CausalMode = HiciCausalMode.CausalShift, MixedSegmentRatios = HiciConfig.DefaultMixedRatios }),
     };
 
     private static TrainResult Run(TrainOptions o, string bin, string? resume = null)
@@ -115,7 +118,7 @@ public class TrainerTests
         }
         using (var tr = SafeTensorsWeightSource.Open(Path.Combine(ck, "trainable.safetensors")))
         {
-            Assert.All(tr.Keys, k => Assert.True(TrainableParams.IsTrainableKey(k), k));
+            Assert.All(tr.Keys, k => Assert.True(HiciKeys.IsTrainableKey(k), k));
             Assert.Contains("model.embed_tokens.weight", tr.Keys);
             Assert.Contains("model.layers.0.self_attn.local_constructor.memory_slots", tr.Keys);
         }
@@ -126,7 +129,7 @@ public class TrainerTests
         var conv = CliRunner.Run("convert-trainable", "--input", Path.Combine(ck, "trainable.safetensors"), "--output", Path.Combine(dir.Path, "trainable_params.bin"), "--format", "reference");
         Assert.True(conv.Code == 0, conv.Err);
         // the merged folder scores as the trained model: HiCI loaded from hici.safetensors, LoRA folded in
-        using var lm = HiciModelLoader.Load(new ModelLoadRequest(merged) { Attention = AttentionKind.Hici, Hici = o.Hici, Strict = false }).Model;
+        using var lm = ModelLoader.Load(new ModelLoadRequest(merged) { Attention = o.Attention }).Transformer;
         Assert.True(lm.IsMaterialized);
     }
 }
