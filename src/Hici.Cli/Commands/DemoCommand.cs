@@ -155,14 +155,12 @@ public static class DemoCommand
     /// config and tokenizer it is an HF model folder.</summary>
     private static void ExportFullModel(string ckpt, string init, string dir)
     {
-        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        var tmp = dir + ".tmp";
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-        Directory.CreateDirectory(tmp);
-        foreach (var f in Directory.GetFiles(init).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
-            File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
-        File.Copy(Path.Combine(ckpt, TrainingCheckpoint.TrainableName), Path.Combine(tmp, "model.safetensors"));
-        Directory.Move(tmp, dir);
+        AtomicDirectory.Write(dir, tmp =>
+        {
+            foreach (var f in Directory.GetFiles(init).Where(f => !f.EndsWith(".safetensors", StringComparison.Ordinal)))
+                File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
+            File.Copy(Path.Combine(ckpt, TrainingCheckpoint.TrainableName), Path.Combine(tmp, "model.safetensors"));
+        }, replace: true);
     }
 
     /// <summary>The output folder must be new, empty, or an earlier demo's (marked), whose work/ is replaced.</summary>

@@ -22,13 +22,10 @@ public static class ModelInit
         }
         if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
             throw new HiciException($"{outDir}: exists and is not empty");
-        var full = Path.GetFullPath(outDir);
-        var tmp = $"{full}.tmp-{Guid.NewGuid().ToString("N")[..8]}";
-        Directory.CreateDirectory(tmp);
-        try
+        long n = 0;
+        AtomicDirectory.Write(outDir, tmp =>
         {
             using var w = RandomWeights.For(cfg, seed, std);
-            long n = 0;
             using (var scope = NewDisposeScope())
             {
                 var tensors = w.Keys.OrderBy(k => k, StringComparer.Ordinal).Select(k => { var t = w.Load(k, ScalarType.Float32, CPU); n += t.numel(); return (k, t); }).ToList();
@@ -38,14 +35,7 @@ public static class ModelInit
             if (tokenizerDir is not null)
                 foreach (var f in TokenizerFiles.Select(f => Path.Combine(tokenizerDir, f)).Where(File.Exists))
                     File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
-            if (Directory.Exists(full)) Directory.Delete(full);
-            Directory.Move(tmp, full);
-            return (cfg, n);
-        }
-        catch
-        {
-            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { }
-            throw;
-        }
+        });
+        return (cfg, n);
     }
 }

@@ -27,8 +27,7 @@ public sealed record TokenFileInfo(string Tokenizer, string DType, long Tokens, 
         if (VocabSize is { } v) o["vocab_size"] = v;
         if (ChunkLength is { } c) o["chunk_length"] = c;
         if (PadId is { } p) o["pad_id"] = p;
-        var bytes = System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        AtomicFile.Write(binPath + Suffix, s => s.Write(bytes));
+        AtomicDirectory.WriteJson(binPath + Suffix, o);
     }
 
     /// <summary>The metadata beside <paramref name="binPath"/>, or null when there is none.</summary>

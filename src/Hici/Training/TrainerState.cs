@@ -24,9 +24,9 @@ public sealed record TrainerState
     public required string Kind { get; init; }          // "pretrain" | "sft"
     public IReadOnlyList<StepMetrics> LogHistory { get; init; } = Array.Empty<StepMetrics>();
 
-    public byte[] ToJson()
+    public JsonObject ToJson()
     {
-        var o = new JsonObject
+        return new JsonObject
         {
             ["global_step"] = GlobalStep, ["max_steps"] = MaxSteps, ["kind"] = Kind, ["seed"] = Seed,
             ["data"] = new JsonObject { ["epoch"] = Data.Epoch, ["cursor"] = Data.Cursor },
@@ -37,7 +37,6 @@ public sealed record TrainerState
                 ["step"] = m.Step, ["loss"] = m.Loss, ["lr"] = m.Lr, ["grad_norm"] = m.GradNorm,
             }).ToArray()),
         };
-        return System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>The state of a checkpoint that <c>--resume</c> may continue as a run of <paramref name="kind"/>.</summary>

@@ -30,10 +30,7 @@ public static class TrainingCheckpoint
         LrSchedule schedule, TrainerState state)
     {
         Directory.CreateDirectory(outputDir);
-        var final = Path.Combine(outputDir, Prefix + state.GlobalStep);
-        var tmp = Path.Combine(outputDir, $".{Prefix}{state.GlobalStep}.tmp-{Guid.NewGuid().ToString("N")[..8]}");
-        Directory.CreateDirectory(tmp);
-        try
+        var final = AtomicDirectory.Write(Path.Combine(outputDir, Prefix + state.GlobalStep), tmp =>
         {
             if (o.Lora is { } lc)
                 PeftAdapter.Save(tm.Model, tmp, new PeftAdapterConfig { Lora = lc, BaseModelNameOrPath = Path.GetFullPath(o.ModelDir) });
@@ -45,21 +42,14 @@ public static class TrainingCheckpoint
             }
             o.Hici?.Save(Path.Combine(tmp, HiciConfig.FileName));
             opt.save_state_dict(Path.Combine(tmp, OptimizerName));
-            WriteJson(Path.Combine(tmp, SchedulerName), new JsonObject
+            AtomicDirectory.WriteJson(Path.Combine(tmp, SchedulerName), new JsonObject
             {
                 ["type"] = LrSchedule.Name(schedule.Kind), ["warmup_steps"] = schedule.WarmupSteps,
                 ["total_steps"] = schedule.TotalSteps, ["last_step"] = state.GlobalStep,
             });
-            WriteJson(Path.Combine(tmp, ArgsName), Args(o, tm));
-            AtomicFile.Write(Path.Combine(tmp, TrainerState.FileName), s => s.Write(state.ToJson()));
-            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
-            Directory.Move(tmp, final);
-        }
-        catch
-        {
-            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { }
-            throw;
-        }
+            AtomicDirectory.WriteJson(Path.Combine(tmp, ArgsName), Args(o, tm));
+            AtomicDirectory.WriteJson(Path.Combine(tmp, TrainerState.FileName), state.ToJson());
+        }, replace: true);
         Prune(outputDir, o.SaveTotalLimit);
         return final;
     }
@@ -141,10 +131,4 @@ public static class TrainingCheckpoint
         ["max_grad_norm"] = o.MaxGradNorm, ["hici_grad_clip"] = o.HiciGradClip, ["seed"] = o.Seed,
         ["dtype"] = o.DType == ScalarType.BFloat16 ? "bf16" : "fp32",
     };
-
-    private static void WriteJson(string path, JsonObject o)
-    {
-        var bytes = System.Text.Encoding.UTF8.GetBytes(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        AtomicFile.Write(path, s => s.Write(bytes));
-    }
 }
