@@ -26,6 +26,7 @@ public static class CliApp
         root.Subcommands.Add(TrainCommand.Build());
         root.Subcommands.Add(SftCommand.Build());
         root.Subcommands.Add(DemoCommand.Build());
+        root.Subcommands.Add(EvalCommand.Build());
         return root;
     }
 
