@@ -35,6 +35,11 @@ public sealed record DemoRecipe
     public HiciCausalMode EvalCausalMode { get; init; } = HiciCausalMode.CausalShift;
     public long Seed { get; init; } = 42;
 
+    /// <summary>Passkey retrieval of the extended model: lengths Interval, 2·Interval … LongContext, a few trials each.</summary>
+    public int PasskeyInterval { get; init; } = 512;
+    public int PasskeyTests { get; init; } = 4;
+    public int PasskeyDepthBins { get; init; } = 4;
+
     public static DemoRecipe Full => new();
 
     public static DemoRecipe Quick => new() { PretrainSteps = 60, ExtendSteps = 10, EvalTokens = 4096 };
@@ -48,10 +53,13 @@ public sealed record DemoRecipe
         CausalMode = EvalCausalMode, SegmentRatio = 0.25,
     };
 
+    /// <summary>The compact vocabulary's size (<see cref="VocabRemap"/>); set once the training split is tokenized.</summary>
+    public int VocabSize { get; init; } = 32000;
+
     public JsonObject ModelConfig() => new()
     {
         ["architectures"] = new JsonArray("LlamaForCausalLM"), ["model_type"] = "llama", ["hidden_act"] = "silu",
-        ["vocab_size"] = 32000, ["hidden_size"] = Hidden, ["intermediate_size"] = Intermediate,
+        ["vocab_size"] = VocabSize, ["hidden_size"] = Hidden, ["intermediate_size"] = Intermediate,
         ["num_hidden_layers"] = Layers, ["num_attention_heads"] = Heads, ["num_key_value_heads"] = Heads,
         ["max_position_embeddings"] = ShortContext, ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 10000.0,
         ["tie_word_embeddings"] = false, ["attention_bias"] = false, ["initializer_range"] = 0.02,
