@@ -19,18 +19,18 @@ public sealed record DemoRecipe
     public int Heads { get; init; } = 4;
     public int Intermediate { get; init; } = 384;
 
-    public int PretrainSteps { get; init; } = 240;
+    public int PretrainSteps { get; init; } = 700;
     public int PretrainBatch { get; init; } = 8;
-    public double PretrainLr { get; init; } = 2e-3;
+    public double PretrainLr { get; init; } = 3e-3;
 
-    public int ExtendSteps { get; init; } = 40;
+    public int ExtendSteps { get; init; } = 80;
     public int ExtendBatch { get; init; } = 1;
     public int ExtendAccum { get; init; } = 2;
     public double ExtendLr { get; init; } = 1e-3;
     public double ExtendHiciLr { get; init; } = 2e-3;
 
     /// <summary>Held-out tokens scored at every length (the same tokens, cut into windows of that length).</summary>
-    public int EvalTokens { get; init; } = 12288;
+    public int EvalTokens { get; init; } = 8192;
     public IReadOnlyList<int> EvalLengths { get; init; } = new[] { 256, 512, 1024, 2048 };
     public HiciCausalMode EvalCausalMode { get; init; } = HiciCausalMode.CausalShift;
     public long Seed { get; init; } = 42;
@@ -42,7 +42,7 @@ public sealed record DemoRecipe
 
     public static DemoRecipe Full => new();
 
-    public static DemoRecipe Quick => new() { PretrainSteps = 60, ExtendSteps = 10, EvalTokens = 4096 };
+    public static DemoRecipe Quick => new() { PretrainSteps = 200, ExtendSteps = 20, EvalTokens = 4096, PasskeyInterval = 1024, PasskeyTests = 2, PasskeyDepthBins = 2 };
 
     /// <summary>HiCI scaled down with the model (the published 8/4/8/512/128 at hidden 4096): M 8, K 4, h = heads,
     /// β = hidden/2, C = hidden/4 (64 and 32 at hidden 128); trained and evaluated in causal_shift, the strictly

@@ -32,7 +32,8 @@ public static class DemoSections
         sb.AppendLine("## Passkey retrieval (extended model, full attention)");
         sb.AppendLine();
         sb.AppendLine($"LongLoRA's `passkey_retrieval.py` prompts (a 5-digit pass key hidden at a random depth in filler text), {o.NumTests} trials per length, greedy, exact match. " +
-            "A model this small, pre-trained on a few hundred thousand tokens of Brown, is not expected to retrieve pass keys; the heatmap is the harness the large checkpoints are measured with.");
+            $"A model this small, pre-trained on {(long)d.PretrainSteps * d.PretrainBatch * d.ShortContext:N0} tokens of Brown, is not expected to retrieve pass keys; " +
+            "the heatmap is the harness the published checkpoints are measured with (`hici eval passkey`).");
         sb.AppendLine();
         sb.AppendLine("| length (target) | prompt tokens | accuracy |");
         sb.AppendLine("|---:|---:|---:|");

@@ -25,7 +25,7 @@ public class DemoTests
         Assert.Contains("| model | 32 | 64 | 128 | 256 |", report);
         Assert.Contains("| base (trained at 32), full attention |", report);
         Assert.Contains("HiCI causal_shift |", report);
-        Assert.Matches(@"remapped to the [\d,]+ that occur in the training split", report);
+        Assert.Matches(@"remapped to [\d,]+: those that occur in the training split, plus <unk>", report);
         Assert.Contains("## Passkey retrieval (extended model, full attention)", report);
         Assert.Contains("| 512 |", report[report.IndexOf("## Passkey", StringComparison.Ordinal)..]);
         Assert.Contains("## HiCI attention statistics (extended model, causal_shift)", report);
