@@ -70,13 +70,15 @@ public class Attention : nn.Module<AttentionInput, Tensor>
         return o_proj.call(o).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3) and rotated.</summary>
-    public Tensor ProjectQuery(Tensor hidden, RopeTables rope)
+    /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3) and rotated when
+    /// <paramref name="rope"/> is given (dual chunk attention rotates each query several ways itself).</summary>
+    public Tensor ProjectQuery(Tensor hidden, RopeTables? rope)
     {
         long b = hidden.shape[0], l = hidden.shape[1];
         var q = q_proj.call(hidden).view(b, l, Heads, HeadDim);
         if (q_norm is not null) q = q_norm.call(q);                    // over head_dim, before RoPE (Qwen3)
-        return RotaryEmbedding.Apply(q.transpose(1, 2), rope);
+        q = q.transpose(1, 2);
+        return rope is null ? q : RotaryEmbedding.Apply(q, rope);
     }
 
     /// <summary>

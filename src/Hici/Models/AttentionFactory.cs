@@ -17,7 +17,7 @@ public static class AttentionFactory
         AttentionKind.Full when cfg.Hici is not null => new global::Hici.Hierarchical.HiciAttention(cfg, layerIndex, runHici: false, device, dtype),
         AttentionKind.Full => new Attention(cfg, layerIndex, device, dtype),
         AttentionKind.Hici => new global::Hici.Hierarchical.HiciAttention(cfg, layerIndex, runHici: true, device, dtype),
-        // The chunk branch adds its case here.
-        _ => throw new HiciException($"attention '{cfg.Attention.ToString().ToLowerInvariant()}' is not available in this build (only 'full')"),
+        AttentionKind.Chunk => new global::Hici.DualChunk.DualChunkAttention(cfg, layerIndex, device, dtype),
+        _ => throw new HiciException($"attention '{cfg.Attention.ToString().ToLowerInvariant()}' is not available in this build"),
     };
 }

@@ -44,6 +44,8 @@ public sealed record ModelConfig
     /// the HiCI modules without running them, as the reference's full-attention evaluation does.
     /// </summary>
     public global::Hici.Hierarchical.HiciConfig? Hici { get; init; }
+    /// <summary>Not from config.json: the options of <see cref="AttentionKind.Chunk"/> (null = the reference's defaults).</summary>
+    public global::Hici.DualChunk.DualChunkOptions? DualChunk { get; init; }
 
     /// <summary>Qwen3 normalises q and k over head_dim before RoPE.</summary>
     public bool UsesQkNorm => ModelType == "qwen3";
