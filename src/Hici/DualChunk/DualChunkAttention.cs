@@ -22,10 +22,10 @@ public sealed class DualChunkAttention : Attention
 {
     public DualChunkCore Core { get; }
 
-    public DualChunkAttention(ModelConfig cfg, int layerIndex, Device? device = null, ScalarType? dtype = null)
+    public DualChunkAttention(ModelConfig cfg, int layerIndex, DualChunkSettings settings, Device? device = null, ScalarType? dtype = null)
         : base(cfg, layerIndex, device, dtype, nameof(DualChunkAttention))
     {
-        Core = new DualChunkCore(cfg, (cfg.DualChunk ?? new DualChunkOptions()).Resolve(cfg));
+        Core = new DualChunkCore(cfg, settings);
         RegisterComponents();
     }
 

@@ -4,10 +4,18 @@ using static TorchSharp.torch;
 namespace Hici.Models;
 
 /// <summary>What a layer's attention sees: the normalised hidden states [B, L, hidden], RoPE tables for the
-/// new positions, this layer's cache (null = no cache), the position of the first new token, and the padding
+/// new positions, this layer's state (null = none), the position of the first new token, and the padding
 /// mask over every key position (bool [B, Start + L], true = real token; null = nothing padded).</summary>
-public sealed record AttentionInput(Tensor Hidden, RopeTables Rope, LayerKvCache? Cache, long Start, Tensor? Mask = null)
+public sealed record AttentionInput(Tensor Hidden, RopeTables Rope, ILayerState? State, long Start, Tensor? Mask = null)
 {
+    /// <summary>The layer state as the K/V cache softmax attention keeps (null = no state).</summary>
+    public LayerKvCache? Cache => State switch
+    {
+        null => null,
+        LayerKvCache c => c,
+        _ => throw new HiciException($"this attention layer keeps a K/V cache, not a {State.GetType().Name}"),
+    };
+
     /// <summary>The mask of the new tokens only, [B, L] (null when nothing is padded).</summary>
     public Tensor? NewTokenMask => Mask is null ? null : Mask.narrow(1, Start, Hidden.shape[1]);
 }

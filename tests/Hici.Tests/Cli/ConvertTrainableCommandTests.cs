@@ -1,6 +1,6 @@
 using Hici.Hierarchical;
 using Hici.IO;
-using Hici.Tests.HiciAttention;
+using Hici.Tests.Hierarchical;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -47,7 +47,7 @@ public static class DualChunkFixtures
 
     /// <summary>The model fixtures use pretraining length 24 (chunk size 18).</summary>
     public static ModelConfig ModelConfig(string model, DualChunkOptions? options = null) =>
-        ModelFixtures.Config(model) with { Attention = AttentionKind.Chunk, DualChunk = options ?? new DualChunkOptions { PretrainingLength = 24 } };
+        ModelFixtures.Config(model) with { Attention = DualChunkImplementation.Setting(options ?? new DualChunkOptions { PretrainingLength = 24 }) };
 
     /// <summary>input_ids [T], logprobs_fp32 [T, V], decode_logprobs_fp32 [T−P, V] and P.</summary>
     public static (Tensor Ids, Tensor Logprobs, Tensor DecodeLogprobs, int Prompt) Expected(string model)

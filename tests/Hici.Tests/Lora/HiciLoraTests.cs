@@ -24,8 +24,8 @@ public class HiciLoraTests(ITestOutputHelper output)
     private static ModelConfig Config(string dir, AttentionKind kind, string forward) =>
         HfConfigReader.Read(dir) with
         {
-            Attention = kind,
-            Hici = HiciConfig.Load(ModelDir) with { CausalMode = HiciConfig.ParseCausalMode("causal_gi"), Forward = HiciConfig.ParseForward(forward) },
+            Attention = TestAttention.Setting(kind,
+                HiciConfig.Load(ModelDir) with { CausalMode = HiciConfig.ParseCausalMode("causal_gi"), Forward = HiciConfig.ParseForward(forward) }),
         };
 
     /// <summary>base checkpoint + trainable_params.bin over it, as `score --trainable` would read them.</summary>

@@ -5,7 +5,7 @@ using Hici.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// A tiny test-only safetensors reader for the HiCI fixtures (F32, I64, I32, U8, BOOL), until the io
@@ -42,7 +42,7 @@ public sealed class Fixture : IWeightSource
 
     public static string PathOf(string name, [CallerFilePath] string here = "")
     {
-        // tests/Hici.Tests/HiciAttention/Fixture.cs → tests/fixtures/hici/name
+        // tests/Hici.Tests/Hierarchical/Fixture.cs → tests/fixtures/hici/name
         var dir = Path.GetDirectoryName(here)!;
         var p = Path.GetFullPath(Path.Combine(dir, "..", "..", "fixtures", "hici", name));
         if (File.Exists(p)) return p;

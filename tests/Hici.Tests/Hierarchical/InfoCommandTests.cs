@@ -1,6 +1,6 @@
 using Hici.Tests.Cli;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary><c>hici info</c> on the real Llama-2-7B / Qwen3-8B configs (a folder with config.json only).</summary>
 [Collection("Console")]

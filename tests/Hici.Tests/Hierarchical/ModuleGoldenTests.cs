@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>HiCI modules vs tools/hici_reference.py (fixtures from tools/make_hici_fixtures.py), fp32 ≤ 1e-5.</summary>
 public class ModuleGoldenTests

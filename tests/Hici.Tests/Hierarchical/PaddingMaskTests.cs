@@ -4,7 +4,7 @@ using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// A right-padded batch of 2 with an attention mask through the tiny HiCI models, vs
@@ -36,7 +36,7 @@ public class PaddingMaskTests
 
     private static CausalLM Load(string model, AttentionKind kind, HiciConfig hici)
     {
-        var cfg = HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = kind, Hici = hici };
+        var cfg = HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = TestAttention.Setting(kind, hici) };
         using var src = SafeTensorsWeightSource.Open(Path.Combine(Folder(model), "model.safetensors"));
         return CausalLM.Load(cfg, src, ScalarType.Float32);
     }

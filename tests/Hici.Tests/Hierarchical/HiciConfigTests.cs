@@ -2,7 +2,7 @@ using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 public class HiciConfigTests
 {

@@ -1,10 +1,11 @@
+using Hici.Loading;
 using Hici.Hierarchical;
 using Hici.Models;
 using Hici.Tests.Cli;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// Pins which positions each HiCI mode lets see the future, on the tiny fixture models (T = 32, 4 segments of
@@ -21,10 +22,11 @@ public class CausalityAuditTests
     {
         using var scope = NewDisposeScope();
         var hc = HiciConfig.Load(Folder(model)) with { CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciConfig.ParseForward(forward) };
-        using var m = HiciModelLoader.Load(new ModelLoadRequest(Folder(model)) { Attention = kind, Hici = hc });
+        var setting = TestAttention.Setting(kind, hc);
+        using var m = ModelLoader.Load(new ModelLoadRequest(Folder(model)) { Attention = setting });
         var rng = new Random(5);
         var ids = Enumerable.Range(0, t).Select(_ => (long)rng.Next(256)).ToArray();
-        var seg = CausalityAudit.Segments(hc, kind, t);
+        var seg = CausalityAudit.Segments(setting, t);
         int p = position ?? CausalityAudit.DefaultPosition(seg, t);
         return CausalityAudit.Run(m.Model, ids, p, (ids[p] + 17) % 256, seg);
     }

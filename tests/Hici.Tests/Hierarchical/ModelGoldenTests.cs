@@ -3,9 +3,9 @@ using Hici.IO;
 using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
-using HiciAttentionLayer = Hici.Hierarchical.HiciAttention;
 
-namespace Hici.Tests.HiciAttention;
+
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// Tiny Qwen3 (GQA, QK-norm) and Llama (MHA, linear RoPE) decoders with HiCI in every layer, log-probs vs
@@ -31,7 +31,7 @@ public class ModelGoldenTests
     private static string Folder(string model) => Path.GetDirectoryName(Fixture.PathOf($"model-{model}/config.json"))!;
 
     private static ModelConfig Config(string model, AttentionKind kind, HiciConfig? hici) =>
-        HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = kind, Hici = hici };
+        HfConfigReader.Read(Path.Combine(Folder(model), "config.json")) with { Attention = TestAttention.Setting(kind, hici) };
 
     private static Tensor LogProbs(CausalLM lm, Tensor ids) =>
         lm.Forward(ids).squeeze(0).to(ScalarType.Float32).log_softmax(-1);
@@ -48,7 +48,7 @@ public class ModelGoldenTests
         };
         using var src = SafeTensorsWeightSource.Open(Path.Combine(Folder(model), "model.safetensors"));
         using var lm = CausalLM.Load(Config(model, AttentionKind.Hici, hici), src, ScalarType.Float32);
-        Assert.IsType<HiciAttentionLayer>(lm.model.layers[0].self_attn);
+        Assert.IsType<HiciAttention>(lm.model.layers[0].self_attn);
         using var exp = Fixture.Open($"model-{model}/expected_{forward}.safetensors");
         Close.Check(exp["lp." + mode], LogProbs(lm, exp["input_ids"]), Tol, $"model {model} {forward} {mode} log-probs");
     }
@@ -64,7 +64,7 @@ public class ModelGoldenTests
         // with a HiCI config: modules held and loaded, not run
         using (var lm = CausalLM.Load(Config(model, AttentionKind.Full, HiciConfig.Load(Folder(model))), src, ScalarType.Float32))
         {
-            var attn = Assert.IsType<HiciAttentionLayer>(lm.model.layers[1].self_attn);
+            var attn = Assert.IsType<HiciAttention>(lm.model.layers[1].self_attn);
             Assert.False(attn.RunHici);
             Assert.False(attn.local_constructor!.MemorySlots.is_meta);
             Close.Check(exp["lp.full"], LogProbs(lm, exp["input_ids"]), Tol, $"model {model} full (HiCI loaded, unused)");
@@ -73,7 +73,7 @@ public class ModelGoldenTests
         var lm2 = CausalLM.Create(Config(model, AttentionKind.Full, null), ScalarType.Float32);
         var report = lm2.LoadWeights(src);
         Assert.Contains(report.Ignored, k => k.Contains(".local_constructor."));
-        Assert.IsNotType<HiciAttentionLayer>(lm2.model.layers[0].self_attn);
+        Assert.IsNotType<HiciAttention>(lm2.model.layers[0].self_attn);
         Close.Check(exp["lp.full"], LogProbs(lm2, exp["input_ids"]), Tol, $"model {model} full (no HiCI config)");
         lm2.Dispose();
     }
@@ -158,7 +158,7 @@ public class HiciRuntimeTests
         using var scope = NewDisposeScope();
         var folder = Path.GetDirectoryName(Fixture.PathOf($"model-{model}/config.json"))!;
         var hici = HiciConfig.Load(folder) with { CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciConfig.ParseForward(forward) };
-        var cfg = HfConfigReader.Read(Path.Combine(folder, "config.json")) with { Attention = AttentionKind.Hici, Hici = hici };
+        var cfg = HfConfigReader.Read(Path.Combine(folder, "config.json")) with { Attention = TestAttention.Setting(AttentionKind.Hici, hici) };
         using var src = SafeTensorsWeightSource.Open(Path.Combine(folder, "model.safetensors"));
         using var lm = CausalLM.Load(cfg, src, ScalarType.BFloat16);
         using var exp = Fixture.Open($"model-{model}/expected_{forward}.safetensors");

@@ -44,7 +44,7 @@ public static class HiciCheckpoint
     public static IWeightSource Prepare(ModelConfig cfg, IWeightSource src)
     {
         var s = HiciKeyAliasSource.Wrap(src);
-        if (cfg.Hici is { } hc)
+        if (HiciAttentionOptions.Of(cfg)?.Config is { } hc)
         {
             for (int i = 0; i < cfg.NumHiddenLayers; i++)
             {
@@ -71,19 +71,4 @@ public static class HiciCheckpoint
     /// <summary>True for a key of a HiCI module (current or legacy name).</summary>
     public static bool IsHiciKey(string key) =>
         Regex.IsMatch(key, @"^model\.layers\.\d+\.self_attn\.(local_constructor|global_integrator|global_memory|hierarchical_aggregator)\.");
-
-    /// <summary>WeightMap rows (HF key = our path) for one layer's HiCI tensors, "{}" = layer index.</summary>
-    public static IEnumerable<string> WeightMapRows()
-    {
-        const string p = "model.layers.{}.self_attn.";
-        foreach (var s in new[] { "memory_slots", "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight" })
-            yield return p + "local_constructor." + s;
-        foreach (var s in new[] { "global_queries", "expand_scale_param", "shared_compressor.0.weight", "shared_compressor.1.weight",
-                     "shared_compressor.1.bias", "stat_expand.0.weight", "stat_expand.1.weight", "stat_expand.1.bias",
-                     "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight", "expand.weight" })
-            yield return p + "global_integrator." + s;
-        for (int i = 0; i < 5; i++)
-            foreach (var s in new[] { "0.weight", "1.weight", "1.bias" })
-                yield return $"{p}global_integrator.stat_compressors.{i}.{s}";
-    }
 }

@@ -2,7 +2,7 @@ using Hici.Hierarchical;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>The HiCI attention core vs tools/hici_reference.py, every causal mode, both forwards, fp32 ≤ 1e-4.</summary>
 public class AttentionGoldenTests

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,7 +8,7 @@ namespace Hici.Hierarchical;
 /// The host layer's attention with HiCI (spec §1, §4–§5): same q/k/v/o (and Qwen3 q_norm/k_norm) weights and
 /// keys as <see cref="Attention"/>, plus the fields <c>local_constructor</c> and <c>global_integrator</c>, so
 /// checkpoint keys read <c>model.layers.N.self_attn.local_constructor.*</c>.
-/// With <see cref="RunHici"/> false (ModelConfig.Attention == Full with a HiCI config) the modules are held
+/// With <see cref="RunHici"/> false (HiciAttentionOptions.Run false) the modules are held
 /// and loaded but not run: plain full attention, as the reference's paper perplexities.
 /// KV cache: a prefill (cache start 0) runs HiCI and stores the token K/V only; later calls (start &gt; 0) are
 /// decode steps over the cached token K/V with no memory slots (spec §5.1 decode branch).
@@ -22,18 +21,19 @@ public sealed class HiciAttention : Attention
     public nn.Module<Tensor, Tensor>? global_integrator;
 #pragma warning restore IDE1006
 
-    private static readonly ConditionalWeakTable<ModelConfig, HiciSegmenter> Segmenters = new();
-
     public HiciConfig Hici { get; }
     /// <summary>False: full attention (HiCI modules loaded, unused).</summary>
     public bool RunHici { get; set; }
     public HiciAttentionCore Core { get; }
+    /// <summary>The model's segmenter (one per model, shared by every layer): save and restore its state to resume training exactly.</summary>
+    public HiciSegmenter Segmenter => Core.Segmenter;
     public IGlobalIntegrator? GlobalIntegratorModule => global_integrator as IGlobalIntegrator;
 
-    public HiciAttention(ModelConfig cfg, int layerIndex, bool runHici, Device? device = null, ScalarType? dtype = null)
+    /// <param name="segmenter">the model's segmenter, shared by all its layers (see <see cref="HiciImplementation"/>)</param>
+    public HiciAttention(ModelConfig cfg, int layerIndex, bool runHici, HiciSegmenter segmenter, Device? device = null, ScalarType? dtype = null)
         : base(cfg, layerIndex, device, dtype, nameof(HiciAttention))
     {
-        Hici = (cfg.Hici ?? throw new HiciException(
+        Hici = (HiciAttentionOptions.Of(cfg)?.Config ?? throw new HiciException(
             "attention 'hici' needs a HiCI config (hici_config.json beside the checkpoint, or the HiCI flags)"))
             .ValidateFor(cfg.HiddenSize);
         RunHici = runHici;
@@ -45,9 +45,7 @@ public sealed class HiciAttention : Attention
                 ? new GlobalIntegratorShared(h, Hici, null, dt, device)
                 : new GlobalIntegrator(h, Hici, null, dt, device);
         RegisterComponents();
-        // one segmenter per model: with mixed ratios layer 0 draws and the later layers reuse its draw
-        var seg = Segmenters.GetValue(cfg, c => new HiciSegmenter(c.Hici!));
-        Core = new HiciAttentionCore(Hici, local_constructor, GlobalIntegratorModule, seg);
+        Core = new HiciAttentionCore(Hici, local_constructor, GlobalIntegratorModule, segmenter);
     }
 
     protected override Tensor Attend(AttentionHeads heads, AttentionInput x)

@@ -1,10 +1,11 @@
+using Hici.Loading;
 using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Hici.Tests.HiciAttention;
+namespace Hici.Tests.Hierarchical;
 
 /// <summary>
 /// The reference's trainable_params.bin over a plain HF base (tools/make_hici_reference_folder.py): vocabulary
@@ -20,11 +21,13 @@ public class TrainableParamsTests
 
     private static LoadedModel Load(string model, AttentionKind kind, HiciConfig hc, string? trainable = null, bool strict = false)
     {
-        using var tr = TrainableParams.Open(trainable ?? Path.Combine(Folder(model), TrainableParams.FileName));
-        return HiciModelLoader.Load(new ModelLoadRequest(Folder(model)) { Attention = kind, Hici = hc, Trainable = tr, Strict = strict });
+        return ModelLoader.Load(new ModelLoadRequest(Folder(model))
+        {
+            Attention = TestAttention.Setting(kind, hc), TrainableFile = trainable ?? Path.Combine(Folder(model), TrainableParams.FileName), Strict = strict,
+        });
     }
 
-    private static Tensor LogProbs(CausalLM lm, Tensor ids) => lm.Forward(ids).squeeze(0).to(ScalarType.Float32).log_softmax(-1);
+    private static Tensor LogProbs(ICausalLM lm, Tensor ids) => lm.Forward(ids).squeeze(0).to(ScalarType.Float32).log_softmax(-1);
 
     [Theory]
     [InlineData("qwen3", 250, 0)]
@@ -34,7 +37,7 @@ public class TrainableParamsTests
         using var scope = NewDisposeScope();
         using var m = Load(model, AttentionKind.Full, Hc);
         using var exp = Fixture.Open($"refdir-{model}/expected.safetensors");
-        Assert.Equal(vocab, m.Model.Config.VocabSize);
+        Assert.Equal(vocab, m.Transformer.Config.VocabSize);
         Close.Check(exp["lp.full"], LogProbs(m.Model, exp["input_ids"]), Tol, $"refdir {model} full + overlay");
 
         var r = m.Trainable!;
@@ -64,7 +67,7 @@ public class TrainableParamsTests
     public void HiciAttentionWithoutHiciWeightsIsAnError()
     {
         var ex = Assert.Throws<HiciException>(() =>
-            HiciModelLoader.Load(new ModelLoadRequest(Folder("qwen3")) { Attention = AttentionKind.Hici, Hici = Hc }));
+            ModelLoader.Load(new ModelLoadRequest(Folder("qwen3")) { Attention = TestAttention.Setting(AttentionKind.Hici, Hc) }));
         Assert.Contains("HiCI attention needs the HiCI weights", ex.Message);
         Assert.Contains("--trainable", ex.Message);
     }
@@ -111,8 +114,8 @@ public class TrainableParamsTests
         var original = Path.Combine(Folder(model), TrainableParams.FileName);
         using (var m = Load(model, AttentionKind.Full, Hc))
         {
-            TrainableParams.Save(m.Model, written);
-            Assert.Equal(TrainableParams.ReferenceKeys(m.Model), TrainableParams.ReferenceKeys(m.Model).Distinct());
+            TrainableParams.Save(m.Transformer, written);
+            Assert.Equal(TrainableParams.ReferenceKeys(m.Transformer), TrainableParams.ReferenceKeys(m.Transformer).Distinct());
         }
         // our reader: same keys (current names) and values as the reference's file
         using (var a = TrainableParams.Open(written))

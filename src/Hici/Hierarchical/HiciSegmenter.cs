@@ -1,21 +1,47 @@
 namespace Hici.Hierarchical;
 
+/// <summary>A segmenter's random state: the generator's word and the ratio of the last draw.</summary>
+public readonly record struct SegmenterState(ulong Rng, double CurrentMixedRatio);
+
 /// <summary>
-/// The segment-length rule of the reference (spec §4.2 training, §5.1 inference). One instance is shared by
-/// all layers of a model, because with mixed ratios layer 0 draws the ratio and later layers reuse it.
+/// The segment-length rule of the reference (spec §4.2 training, §5.1 inference). One instance belongs to a
+/// model and is shared by all its layers, because with mixed ratios layer 0 draws the ratio and later layers
+/// reuse it. The draws come from a seeded SplitMix64 generator whose state <see cref="GetState"/> /
+/// <see cref="SetState"/> save and restore, so a resumed training run draws what the uninterrupted run drew
+/// (System.Random cannot expose its state).
 /// </summary>
 public sealed class HiciSegmenter
 {
     private readonly HiciConfig _cfg;
-    private readonly Random _rng;
+    private ulong _rng;
     private double _currentMixedRatio;
 
-    public HiciSegmenter(HiciConfig cfg, int? seed = null)
+    public HiciSegmenter(HiciConfig cfg, ulong seed = 0)
     {
         _cfg = cfg;
-        _rng = seed is { } s ? new Random(s) : new Random();
+        _rng = seed;
         _currentMixedRatio = cfg.MixedSegmentRatios is { Count: > 0 } r ? r[0] : cfg.SegmentRatio;
     }
+
+    public SegmenterState GetState() => new(_rng, _currentMixedRatio);
+
+    public void SetState(SegmenterState state)
+    {
+        _rng = state.Rng;
+        _currentMixedRatio = state.CurrentMixedRatio;
+    }
+
+    /// <summary>SplitMix64 (Steele, Lea, Flood 2014): one 64-bit word of state, full period.</summary>
+    private ulong NextWord()
+    {
+        ulong z = _rng += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>Uniform in [0, n) by Lemire's multiply-shift (bias below 2^-32 for small n).</summary>
+    private int NextIndex(int n) => (int)(((NextWord() >> 32) * (ulong)n) >> 32);
 
     /// <summary>The ratio drawn by the last layer-0 call in mixed-ratio training.</summary>
     public double CurrentMixedRatio => _currentMixedRatio;
@@ -31,7 +57,7 @@ public sealed class HiciSegmenter
         int s;
         if (training && _cfg.MixedSegmentRatios is { Count: > 0 } ratios)
         {
-            if (layerIdx == 0) _currentMixedRatio = ratios[_rng.Next(ratios.Count)];
+            if (layerIdx == 0) _currentMixedRatio = ratios[NextIndex(ratios.Count)];
             s = (int)(seqLen * _currentMixedRatio);
         }
         else if (_cfg.SegmentSize is { } fixedSize)

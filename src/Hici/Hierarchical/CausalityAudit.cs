@@ -49,7 +49,7 @@ public sealed record AuditResult(int Position, long Original, long Replacement, 
 public static class CausalityAudit
 {
     /// <param name="blocks">[start, end) ranges for the summary (e.g. the HiCI segments); null = quarters</param>
-    public static AuditResult Run(CausalLM lm, long[] ids, int position, long replacement, IReadOnlyList<(int Start, int End)>? blocks = null)
+    public static AuditResult Run(ICausalLM lm, long[] ids, int position, long replacement, IReadOnlyList<(int Start, int End)>? blocks = null)
     {
         int n = ids.Length;
         if (n < 2) throw new HiciException($"audit needs at least 2 tokens (got {n})");
@@ -75,7 +75,7 @@ public static class CausalityAudit
     }
 
     /// <summary>log p(targets[i+1] | ids[0..i]) for i = 0..n−2, fp32, one forward without a cache.</summary>
-    private static float[] NextTokenLogProbs(CausalLM lm, long[] ids, long[] targets)
+    private static float[] NextTokenLogProbs(ICausalLM lm, long[] ids, long[] targets)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -106,9 +106,10 @@ public static class CausalityAudit
     /// The HiCI segments [start, end) of a T-token forward, or null when HiCI does not run (full attention, or
     /// the inference forward with one segment). Throws the training forward's divisibility error.
     /// </summary>
-    public static IReadOnlyList<(int Start, int End)>? Segments(HiciConfig? hc, AttentionKind kind, int t)
+    public static IReadOnlyList<(int Start, int End)>? Segments(AttentionSetting attention, int t)
     {
-        if (kind != AttentionKind.Hici || hc is null) return null;
+        if (attention.Options is not HiciAttentionOptions { Run: true } options) return null;
+        var hc = options.Config;
         var seg = new HiciSegmenter(hc);
         int s = hc.Forward == HiciForwardKind.Train ? seg.TrainingSegmentSize(t) : seg.InferenceSegmentSize(t);
         int n = (t + s - 1) / s;
