@@ -33,6 +33,7 @@ public static class ModelOptions
         cmd.Options.Add(Adapter);
         cmd.Options.Add(Strict);
         HiciFlags.AddTo(cmd);
+        DualChunkFlags.AddTo(cmd);
         Common.AddComputeOptions(cmd);
     }
 
@@ -62,6 +63,8 @@ public static class ModelOptions
         string name = (pr.GetValue(Attention) ?? FullAttention.Id).ToLowerInvariant();
         if (!AttentionRegistry.Names.Contains(name))
             throw new HiciException($"--attention: '{name}' is not supported (use {string.Join(" or ", AttentionRegistry.Names)})");
+        if (name == DualChunk.DualChunkImplementation.Id) return DualChunk.DualChunkImplementation.Setting(DualChunkFlags.Resolve(pr));
+        DualChunkFlags.RefuseWithout(pr, name);
         switch (name)
         {
             case HiciImplementation.Id:
