@@ -37,8 +37,9 @@ public static class ModelOptions
         Common.AddComputeOptions(cmd);
     }
 
-    /// <summary>The load request these options describe for the model folder <paramref name="dir"/>.</summary>
-    public static ModelLoadRequest Request(ParseResult pr, string dir)
+    /// <summary>The load request these options describe for the model folder <paramref name="dir"/>
+    /// (<paramref name="attention"/>: this setting instead of the one --attention and its flags describe).</summary>
+    public static ModelLoadRequest Request(ParseResult pr, string dir, AttentionSetting? attention = null)
     {
         if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
         string? trainable = pr.GetValue(Trainable);
@@ -46,7 +47,7 @@ public static class ModelOptions
         {
             DType = Common.ParseDtype(pr.GetValue(Common.Dtype)!),
             Device = Common.ParseDevice(pr.GetValue(Common.Device)!),
-            Attention = AttentionSetting(pr, dir, trainable),
+            Attention = attention ?? AttentionSetting(pr, dir, trainable),
             TrainableFile = trainable,
             AdapterDir = pr.GetValue(Adapter),
             Strict = pr.GetValue(Strict),
