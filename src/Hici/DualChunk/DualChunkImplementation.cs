@@ -38,6 +38,10 @@ public sealed class DualChunkImplementation : AttentionImplementation
             .Select(i => (Attention)new DualChunkAttention(cfg, i, settings, device, dtype)).ToArray();
     }
 
+    /// <summary>The reference scores a window in one forward: its prefill branch (merge rounding) and one mscale
+    /// for every position. Pieces through the cache would take the decoding branch and a growing mscale.</summary>
+    public override bool ScoresWholeSequence(ModelConfig cfg) => true;
+
     public override string Describe(ModelConfig cfg, int tokens, out string? warning)
     {
         warning = null;
