@@ -31,13 +31,13 @@ public sealed class DualChunkAttention : Attention
 
     public DualChunkSettings Settings => Core.Settings;
 
-    public override Tensor forward(AttentionInput x)
+    /// <summary>q, k, v before RoPE: the core rotates them in its own frames.</summary>
+    protected override Tensor AttendBeforeRope(Tensor q, Tensor k, Tensor v, AttentionInput x) =>
+        Core.Attend(q, k, v, x.Start, x.Cache, x.Mask);
+
+    protected override void Dispose(bool disposing)
     {
-        using var scope = torch.NewDisposeScope();
-        long b = x.Hidden.shape[0], l = x.Hidden.shape[1];
-        var q = ProjectQuery(x.Hidden, null);                          // [B, H, L, d], rotated by the core
-        var (k, v) = ProjectKeyValue(x.Hidden, null);
-        var o = Core.Attend(q, k, v, x.Start, x.Cache, x.Mask);
-        return o_proj.call(o.transpose(1, 2).reshape(b, l, Heads * HeadDim)).MoveToOuterDisposeScope();
+        if (disposing) Core.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -8,7 +8,7 @@ namespace Hici.DualChunk;
 /// The attention math of <see cref="DualChunkAttention"/> on projected heads: rotation in the three query
 /// frames, the partial attentions, their merge, and the mscale state of one layer.
 /// </summary>
-public sealed class DualChunkCore
+public sealed class DualChunkCore : IDisposable
 {
     private readonly DualChunkRotary _rotary;
     /// <summary>Sticky mscale: the longest kv length this layer has seen, at least max_position_embeddings.</summary>
@@ -22,6 +22,8 @@ public sealed class DualChunkCore
         _rotary = new DualChunkRotary(cfg, settings);
         _longestSeen = cfg.MaxPositionEmbeddings;
     }
+
+    public void Dispose() => _rotary.Dispose();
 
     /// <summary>
     /// q [B, H, L, d] and k, v [B, Hkv, L, d] of the new tokens at positions [start, start+L), not rotated

@@ -9,13 +9,16 @@ namespace Hici.DualChunk;
 /// chunk_len, S = chunk_size and f the position divisor: keys and intra-chunk queries at (p mod c)/f,
 /// successive-chunk queries at min(p mod c + c, S)/f, inter-chunk queries at min(2c − 1, S)/f. The reference
 /// tabulates these per position; here only the rows a call needs are computed (a full table for a 40960-token
-/// Qwen3 chunk would cost ~57 MB per layer). inv_freq is the plain 1/θ^(2i/d): the reference ignores every
+/// Qwen3 chunk would cost ~57 MB per layer), through <see cref="RotaryEmbedding.Tables(Tensor, ScalarType, long?)"/>
+/// of the config without rope_scaling: inv_freq is the plain 1/θ^(2i/d), the reference ignores every
 /// rope_scaling type except through f.
 /// </summary>
-public sealed class DualChunkRotary
+public sealed class DualChunkRotary : IDisposable
 {
     private readonly DualChunkSettings _s;
     private readonly ModelConfig _plain;
+    private RotaryEmbedding? _rope;      // built on the device of the first call (layers are built on the meta device)
+    private Device? _ropeDevice;
 
     public DualChunkRotary(ModelConfig cfg, DualChunkSettings s)
     {
@@ -49,12 +52,16 @@ public sealed class DualChunkRotary
     private RopeTables Tables(Tensor positions, double scale, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
-        var inv = RotaryEmbedding.ComputeInvFreq(_plain, null, positions.device);
-        var t = positions.to(ScalarType.Float32) / _s.ScalingFactor;
-        var freqs = t.unsqueeze(1) * inv.unsqueeze(0);                      // torch.outer
-        var emb = torch.cat(new[] { freqs, freqs }, dim: -1);
-        Tensor cos = emb.cos(), sin = emb.sin();
+        if (_rope is null || _ropeDevice != positions.device)
+        {
+            _rope?.Dispose();
+            (_rope, _ropeDevice) = (new RotaryEmbedding(_plain, positions.device), positions.device);
+        }
+        using var t = positions.to(ScalarType.Float32) / _s.ScalingFactor;   // fractional for f ≠ 1
+        var (cos, sin) = _rope.Tables(t, ScalarType.Float32, sequenceLength: 0);   // no rope_scaling here: the length is unused
         if (scale != 1.0) { cos = cos * scale; sin = sin * scale; }
         return new RopeTables(cos.to(dtype).MoveToOuterDisposeScope(), sin.to(dtype).MoveToOuterDisposeScope());
     }
+
+    public void Dispose() => _rope?.Dispose();
 }

@@ -44,7 +44,7 @@ public sealed record AuditResult(int Position, long Original, long Replacement, 
 /// Does a prediction depend on tokens after it? Replaces the token at one position and reports which
 /// earlier positions' next-token log-probabilities moved. In a causal language model none may move; HiCI's
 /// memory (L_g summarises its whole segment, G in mode none summarises all segments) lets the future in
-/// (spec §10.1). The model runs each sequence in one forward without a cache, as HiCI needs.
+/// (see docs/hici.md, "Perplexity in a leaking mode"). The model runs each sequence in one forward without a cache, as HiCI needs.
 /// </summary>
 public static class CausalityAudit
 {

@@ -5,16 +5,16 @@ using static TorchSharp.torch;
 
 namespace Hici.Hierarchical;
 
-/// <summary>A Global Integration module (spec §3): shared or independent statistics compressors.</summary>
+/// <summary>A Global Integration module (the reference's GlobalIntegratorShared / GlobalIntegrator): shared or independent statistics compressors.</summary>
 public interface IGlobalIntegrator
 {
     int HiddenSize { get; }
     int NumGlobalSlots { get; }
     /// <summary>D, the working width.</summary>
     int Width { get; }
-    /// <summary>Non-causal: L [B, N, M, H] → G [B, K, H] from all N·M local slots (spec §3.4).</summary>
+    /// <summary>Non-causal: L [B, N, M, H] → G [B, K, H] from all N·M local slots (GlobalIntegratorShared.forward).</summary>
     Tensor Forward(Tensor localSlots);
-    /// <summary>Causal: L [B, N, M, H] → G [B, N, K, H], slice n from chunks 0..n inclusive (spec §3.5).</summary>
+    /// <summary>Causal: L [B, N, M, H] → G [B, N, K, H], slice n from chunks 0..n inclusive (GlobalIntegratorShared.forward_causal).</summary>
     Tensor ForwardCausal(Tensor localSlots);
     /// <summary>The module itself (for state dicts, dtype moves).</summary>
     nn.Module Module { get; }
@@ -25,7 +25,7 @@ internal static class GlobalIntegration
 {
     public const int NumStats = 5;
 
-    /// <summary>Z [B, R, H] → s [B, 5, H] in the order [mean, max, min, std, norm_mean] (spec §3.4).</summary>
+    /// <summary>Z [B, R, H] → s [B, 5, H] in the order [mean, max, min, std, norm_mean] (GlobalIntegratorShared.forward).</summary>
     public static Tensor Stats(Tensor z)
     {
         var act = z.dtype;
@@ -37,7 +37,7 @@ internal static class GlobalIntegration
         return stack(new[] { mu, mx, mn, sd, nm }, 1);
     }
 
-    /// <summary>L [B, N, M, H] → s [B·N, 5, H], prefix n over chunks 0..n (spec §3.5; dtype sequence mirrored).</summary>
+    /// <summary>L [B, N, M, H] → s [B·N, 5, H], prefix n over chunks 0..n (GlobalIntegratorShared.forward_causal; dtype sequence mirrored).</summary>
     public static Tensor CausalStats(Tensor l)
     {
         var act = l.dtype;
@@ -67,7 +67,7 @@ internal static class GlobalIntegration
 }
 
 /// <summary>
-/// What both integrator classes share (spec §3.3–3.5): the learned queries and output scale (loader-settable),
+/// What both integrator classes share (GlobalIntegratorShared / GlobalIntegrator __init__, forward, forward_causal): the learned queries and output scale (loader-settable),
 /// the light multi-head attention q/k/v/o over the five compressed statistics, <c>expand</c> back to H, the
 /// init rules, and the non-causal / causal forwards. A subclass builds its compressors first, then calls
 /// <see cref="BuildAttention"/> (the construction order keeps the reference's RNG order), and supplies
@@ -80,7 +80,7 @@ public abstract class GlobalIntegratorBase : nn.Module<Tensor, Tensor>, IGlobalI
 #pragma warning disable IDE1006
     [ComponentName(Name = "global_queries")] private protected Parameter _global_queries = null!;
     [ComponentName(Name = "expand_scale_param")] private protected Parameter _expand_scale_param = null!;
-    // Modules, not Linear, so LoRA can wrap them (PEFT's suffix match reaches these too, spec §7.3).
+    // Modules, not Linear, so LoRA can wrap them (PEFT's suffix match reaches these too: target_modules q/k/v/o_proj in fine-tune_hici.py).
     private protected nn.Module<Tensor, Tensor> q_proj = null!;
     private protected nn.Module<Tensor, Tensor> k_proj = null!;
     private protected nn.Module<Tensor, Tensor> v_proj = null!;
@@ -134,7 +134,7 @@ public abstract class GlobalIntegratorBase : nn.Module<Tensor, Tensor>, IGlobalI
     private protected abstract Tensor CompressQueryRows(Tensor rows);
 
     /// <summary>
-    /// Steps 2–6 of spec §3.3, called by the subclass constructor after its compressors (step 1) exist; then
+    /// Steps 2–6 of the reference's __init__ (queries, q/k/v/o, expand, output scale), called by the subclass constructor after its compressors (step 1) exist; then
     /// registers every field. On the meta device nothing is initialised (a loader fills it).
     /// <paramref name="embeddings"/>: the host's input embedding matrix [V, H] for the high-norm init of the
     /// global queries (null → xavier-uniform).
@@ -218,7 +218,7 @@ public abstract class GlobalIntegratorBase : nn.Module<Tensor, Tensor>, IGlobalI
 
 /// <summary>
 /// Global Integration with one shared compressor for the five statistics (the reference's
-/// <c>GlobalIntegratorShared</c>, used by every published checkpoint; spec §3.1).
+/// <c>GlobalIntegratorShared</c>, used by every published checkpoint).
 /// Field names (here and in <see cref="GlobalIntegratorBase"/>) are the state-dict sub-keys under
 /// <c>self_attn.global_integrator.</c>.
 /// </summary>
@@ -237,7 +237,7 @@ public sealed class GlobalIntegratorShared : GlobalIntegratorBase
             embeddings, cfg.UseHighNormInit, cfg.OutputScaleInit, dtype, device) { }
 
     /// <summary>
-    /// Builds and initialises per spec §3.3. <paramref name="compressDim"/> is the module's compress_dim,
+    /// Builds and initialises as GlobalIntegratorShared.__init__ does. <paramref name="compressDim"/> is the module's compress_dim,
     /// which the reference register sets to the bottleneck β; the working width is D = compressDim when
     /// C &lt; compressDim, else C (no stat_expand). <paramref name="embeddings"/>: the host's input
     /// embedding matrix [V, H] for the high-norm init of the global queries (null → xavier-uniform).
@@ -277,7 +277,7 @@ public sealed class GlobalIntegratorShared : GlobalIntegratorBase
 }
 
 /// <summary>
-/// Global Integration with one compressor per statistic (the reference's <c>GlobalIntegrator</c>, spec §3.2).
+/// Global Integration with one compressor per statistic (the reference's <c>GlobalIntegrator</c>).
 /// Statistic i (order mean, max, min, std, norm_mean) goes through <c>stat_compressors.{i}</c>. Has a causal
 /// forward as in the Llama file (the Qwen3 file's class lacks one; see docs/hici.md).
 /// </summary>

@@ -5,13 +5,13 @@ using static TorchSharp.torch;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// The host layer's attention with HiCI (spec §1, §4–§5): same q/k/v/o (and Qwen3 q_norm/k_norm) weights and
+/// The host layer's attention with HiCI (the reference's forward_flashattn_hierarchical and forward_flashattn_hierarchical_inference): same q/k/v/o (and Qwen3 q_norm/k_norm) weights and
 /// keys as <see cref="Attention"/>, plus the fields <c>local_constructor</c> and <c>global_integrator</c>, so
 /// checkpoint keys read <c>model.layers.N.self_attn.local_constructor.*</c>.
 /// With <see cref="RunHici"/> false (HiciAttentionOptions.Run false) the modules are held
 /// and loaded but not run: plain full attention, as the reference's paper perplexities.
 /// KV cache: a prefill (cache start 0) runs HiCI and stores the token K/V only; later calls (start &gt; 0) are
-/// decode steps over the cached token K/V with no memory slots (spec §5.1 decode branch).
+/// decode steps over the cached token K/V with no memory slots (the decode branch of llama_attn_hici.py::forward_flashattn_hierarchical_inference).
 /// </summary>
 public sealed class HiciAttention : Attention
 {
@@ -66,7 +66,7 @@ public sealed class HiciAttention : Attention
     }
 
     /// <summary>
-    /// Re-initialises the HiCI modules by the reference's rules (spec §2.2, §3.3), for training from scratch;
+    /// Re-initialises the HiCI modules by the reference's rules (LocalConstructorMulti.__init__, GlobalIntegratorShared.__init__), for training from scratch;
     /// <paramref name="embedTokens"/> is the host input embedding (for the global queries' high-norm init).
     /// </summary>
     public void ResetHiciParameters(Tensor? embedTokens)

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Hici.Hierarchical;
 
-/// <summary>Which HiCI forward a layer runs (spec §4 training forward, §5.1 inference forward).</summary>
+/// <summary>Which HiCI forward a layer runs (the reference's forward_flashattn_hierarchical = training, llama_attn_hici.py::forward_flashattn_hierarchical_inference = inference).</summary>
 public enum HiciForwardKind
 {
     /// <summary>Segments from the rule; T must be a multiple of S; one segment still runs HiCI.</summary>
@@ -13,7 +13,7 @@ public enum HiciForwardKind
 }
 
 /// <summary>
-/// The HiCI attention math of one layer (spec §4–§6), independent of any model class: it takes the layer's
+/// The HiCI attention math of one layer (forward_flashattn_hierarchical[_inference] in llama_attn_hici.py / qwen3_attn_hici.py), independent of any model class: it takes the layer's
 /// input hidden states, the token q/k/v after QK-norm and RoPE, and the host layer's own k_proj/v_proj (which
 /// the memory tokens go through, without RoPE and without k_norm), and returns the attention output before
 /// o_proj, [B, T, n_q·d]. Per segment g the keys/values are [G | L_g | segment tokens]: every unmasked memory
@@ -40,7 +40,7 @@ public sealed class HiciAttentionCore
     }
 
     /// <summary>
-    /// Training forward (spec §4). hidden [B,T,H]; mask [B,T] (nonzero = valid) or null (all valid);
+    /// Training forward (forward_flashattn_hierarchical). hidden [B,T,H]; mask [B,T] (nonzero = valid) or null (all valid);
     /// q [B,n_q,T,d]; k, v [B,n_kv,T,d]; kProj/vProj map [..., H] → [..., n_kv·d]. Returns [B, T, n_q·d].
     /// <paramref name="training"/> enables mixed segment ratios (drawn when <paramref name="layerIdx"/> is 0).
     /// </summary>
@@ -57,7 +57,7 @@ public sealed class HiciAttentionCore
     }
 
     /// <summary>
-    /// Inference (prefill) forward (spec §5.1, Llama semantics, causal modes honoured): right-pads to a
+    /// Inference (prefill) forward (llama_attn_hici.py::forward_flashattn_hierarchical_inference semantics, causal modes honoured): right-pads to a
     /// multiple of S with the padding masked, runs the segmented attention and truncates back to T. With one
     /// segment HiCI is off (plain causal attention) unless <see cref="HiciConfig.InferenceSingleSegment"/>.
     /// </summary>
@@ -95,7 +95,7 @@ public sealed class HiciAttentionCore
             : InferenceForward(hidden, mask, q, k, v, kProj, vProj);
 
     /// <summary>
-    /// A decode step with a KV cache (spec §5.1 decode branch): no memory slots; the new queries
+    /// A decode step with a KV cache (the decode branch of llama_attn_hici.py::forward_flashattn_hierarchical_inference): no memory slots; the new queries
     /// q [B,n_q,Tn,d] attend over the cached-plus-new token keys/values k, v [B,n_kv,Tk,d] (RoPE'd K as
     /// cached), causal with bottom-right alignment. kvMask [B,Tk] (nonzero = valid) or null. Returns [B,Tn,n_q·d].
     /// </summary>

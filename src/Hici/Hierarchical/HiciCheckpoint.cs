@@ -7,26 +7,23 @@ using static TorchSharp.torch;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// A view of a weight source in which the legacy HiCI key prefixes (spec §7.5) read as the current ones:
+/// A view of a weight source in which the legacy HiCI key prefixes (<see cref="HiciKeys"/>; the published Qwen3-8b-HiCI-48k trainable_params.bin uses them) read as the current ones:
 /// <c>….self_attn.global_memory.*</c> → <c>….self_attn.local_constructor.*</c> and
 /// <c>….self_attn.hierarchical_aggregator.*</c> → <c>….self_attn.global_integrator.*</c>. A source holding
 /// both spellings of one tensor is refused. Does not own the wrapped source.
 /// </summary>
 public sealed class HiciKeyAliasSource : RenamedKeySource
 {
-    private static readonly Regex Legacy = new(@"(^|\.)(global_memory|hierarchical_aggregator)\.", RegexOptions.Compiled);
-
     private HiciKeyAliasSource(IWeightSource inner) : base(inner, CurrentName, ownsInner: false) { }
 
     protected override string DuplicateMessage(string first, string second, string current) =>
         $"{Origin}: holds both '{first}' and '{second}' (legacy and current names of one HiCI tensor); keep one";
 
-    public static string CurrentName(string key) => Legacy.Replace(key, m =>
-        m.Groups[1].Value + (m.Groups[2].Value == "global_memory" ? "local_constructor." : "global_integrator."));
+    public static string CurrentName(string key) => HiciKeys.CurrentName(key);
 
     /// <summary>The source itself when it has no legacy key, else an aliasing view.</summary>
     public static IWeightSource Wrap(IWeightSource src) =>
-        src is HiciKeyAliasSource || !src.Keys.Any(k => Legacy.IsMatch(k)) ? src : new HiciKeyAliasSource(src);
+        src is HiciKeyAliasSource || !src.Keys.Any(HiciKeys.HasLegacyName) ? src : new HiciKeyAliasSource(src);
 }
 
 /// <summary>HiCI-specific checks and key handling around the model loader.</summary>
@@ -67,8 +64,4 @@ public static class HiciCheckpoint
         }
         return s;
     }
-
-    /// <summary>True for a key of a HiCI module (current or legacy name).</summary>
-    public static bool IsHiciKey(string key) =>
-        Regex.IsMatch(key, @"^model\.layers\.\d+\.self_attn\.(local_constructor|global_integrator|global_memory|hierarchical_aggregator)\.");
 }

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// Which memory each segment sees (reference global <c>CAUSAL_CONTEXT_MODE</c>, spec §4.4).
+/// Which memory each segment sees (reference global <c>CAUSAL_CONTEXT_MODE</c> in llama_attn_hici.py / qwen3_attn_hici.py).
 /// </summary>
 public enum HiciCausalMode
 {
@@ -23,7 +23,7 @@ public enum HiciCausalMode
 
 /// <summary>
 /// The HiCI hyper-parameters of one model (all layers share them). Defaults are those of every published
-/// checkpoint (spec §9.3). Saved beside our checkpoints as <c>hici_config.json</c> (<see cref="FileName"/>).
+/// checkpoint (the arguments of the reference's register_hici_to_model and its training CLI). Saved beside our checkpoints as <c>hici_config.json</c> (<see cref="FileName"/>).
 /// </summary>
 public sealed record HiciConfig
 {
@@ -38,7 +38,7 @@ public sealed record HiciConfig
     public int NumHeads { get; init; } = 8;
     /// <summary>Local constructor with a β-wide bottleneck and an o_proj (every published checkpoint).</summary>
     public bool UseBottleneck { get; init; } = true;
-    /// <summary>β: local-constructor width; also the working dim D of the shared global integrator (spec §7.1).</summary>
+    /// <summary>β: local-constructor width; also the working dim D of the shared global integrator (register_hici_to_model passes compress_dim=bottleneck_dim).</summary>
     public int BottleneckDim { get; init; } = 512;
     /// <summary>C: width of the shared statistics compressor.</summary>
     public int SharedCompressDim { get; init; } = 128;
@@ -72,7 +72,7 @@ public sealed record HiciConfig
     /// <summary>Width of the local constructor's attention (β with a bottleneck, else H).</summary>
     public int LocalWidth(int hidden) => UseBottleneck ? BottleneckDim : hidden;
 
-    /// <summary>D, the working width of the global integrator (spec §3.1, §7.1).</summary>
+    /// <summary>D, the working width of the global integrator (GlobalIntegratorShared.__init__; register_hici_to_model passes compress_dim=bottleneck_dim).</summary>
     public int GlobalWidth => UseSharedCompressor
         ? (SharedCompressDim < BottleneckDim ? BottleneckDim : SharedCompressDim)
         : CompressDim;
@@ -280,7 +280,7 @@ public sealed record HiciConfig
 
     /// <summary>
     /// The tensors one layer's HiCI modules hold, with their shapes, as sub-keys under <c>self_attn.</c>
-    /// (spec §2.1, §3.1, §3.2, §7.2). Empty shape = 0-dim scalar.
+    /// (the reference's LocalConstructorMulti, GlobalIntegratorShared and GlobalIntegrator attributes under self_attn.). Empty shape = 0-dim scalar.
     /// </summary>
     public IReadOnlyList<(string Key, long[] Shape)> ExpectedShapes(int hidden)
     {
@@ -326,7 +326,7 @@ public sealed record HiciConfig
         return r;
     }
 
-    /// <summary>Parameters of one layer's HiCI modules (spec §7.6).</summary>
+    /// <summary>Parameters of one layer's HiCI modules (no bias anywhere; LayerNorm has 2n).</summary>
     public long ParametersPerLayer(int hidden) =>
         ExpectedShapes(hidden).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
 

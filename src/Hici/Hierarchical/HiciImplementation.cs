@@ -55,7 +55,11 @@ public sealed class HiciImplementation : AttentionImplementation
             .Select(i => (Attention)new HiciAttention(cfg, i, o.Run, segmenter, device, dtype)).ToArray();
     }
 
-    public override bool OwnsKey(string key) => HiciCheckpoint.IsHiciKey(key);
+    /// <summary>The segmenter of a model built with attention "hici" (one per model), or null.</summary>
+    public static HiciSegmenter? SegmenterOf(CausalLM lm) =>
+        lm.model.layers.Select(l => l.self_attn).OfType<HiciAttention>().FirstOrDefault()?.Segmenter;
+
+    public override bool OwnsKey(string key) => HiciKeys.IsHiciKey(key);
 
     public override IWeightSource PrepareCheckpoint(ModelConfig cfg, IWeightSource src) => HiciCheckpoint.Prepare(cfg, src);
 

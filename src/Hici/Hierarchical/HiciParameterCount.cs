@@ -3,7 +3,7 @@ using Hici.Models;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// HiCI parameter counts for a model (spec §7.6): per layer, in total, and their share. The share the
+/// HiCI parameter counts for a model (as the reference's training logs print them): per layer, in total, and their share. The share the
 /// reference prints (and the paper's "&lt;5.5%") counts HiCI in the denominator: HiCI / (base + HiCI).
 /// Counted from the configs alone, so it works for a folder holding only config.json.
 /// </summary>

@@ -4,7 +4,7 @@ namespace Hici.Hierarchical;
 public readonly record struct SegmenterState(ulong Rng, double CurrentMixedRatio);
 
 /// <summary>
-/// The segment-length rule of the reference (spec §4.2 training, §5.1 inference). One instance belongs to a
+/// The segment-length rule of the reference (group size in forward_flashattn_hierarchical for training, forward_flashattn_hierarchical_inference for inference). One instance belongs to a
 /// model and is shared by all its layers, because with mixed ratios layer 0 draws the ratio and later layers
 /// reuse it. The draws come from a seeded SplitMix64 generator whose state <see cref="GetState"/> /
 /// <see cref="SetState"/> save and restore, so a resumed training run draws what the uninterrupted run drew
@@ -49,7 +49,7 @@ public sealed class HiciSegmenter
     /// <summary>
     /// Segment length S for the training forward. Mixed ratios apply only when <paramref name="training"/>;
     /// layer 0 draws a new one. Throws a <see cref="HiciException"/> when T is not a multiple of S (the
-    /// reference's reshape crash, spec §4.2 and §10.5).
+    /// reference's view raises there).
     /// </summary>
     public int TrainingSegmentSize(int seqLen, int layerIdx = 0, bool training = false)
     {

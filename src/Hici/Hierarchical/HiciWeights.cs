@@ -15,7 +15,7 @@ public sealed class HiciLoadReport
 }
 
 /// <summary>
-/// Loading HiCI module weights from a checkpoint (spec §7.2, §7.5). Keys are
+/// Loading HiCI module weights from a checkpoint (names as the reference's register_hici_to_model sets them; legacy names: <see cref="HiciKeys"/>). Keys are
 /// <c>{layerPrefix}local_constructor.*</c> and <c>{layerPrefix}global_integrator.*</c>, with layerPrefix like
 /// <c>model.layers.3.self_attn.</c>; the legacy prefixes <c>global_memory.</c> and
 /// <c>hierarchical_aggregator.</c> are accepted as aliases (and reported), and a checkpoint holding both
@@ -23,11 +23,8 @@ public sealed class HiciLoadReport
 /// </summary>
 public static class HiciWeights
 {
-    public static readonly IReadOnlyList<(string Legacy, string Current)> LegacyPrefixes = new[]
-    {
-        ("global_memory.", "local_constructor."),
-        ("hierarchical_aggregator.", "global_integrator."),
-    };
+    private static readonly IReadOnlyList<(string Legacy, string Current)> LegacyPrefixes =
+        HiciKeys.LegacyModules.Select(p => (p.Legacy + ".", p.Current + ".")).ToArray();
 
     /// <summary>The checkpoint key that holds <paramref name="subKey"/> (current or legacy spelling), or null.</summary>
     public static string? Resolve(IWeightSource src, string layerPrefix, string subKey)
@@ -41,15 +38,6 @@ public static class HiciWeights
             throw new HiciException($"{src.Origin}: holds both '{current}' and its legacy spelling '{legacy}'; keep one");
         return hasCur ? current : hasOld ? legacy : null;
     }
-
-    /// <summary>True when the source holds any HiCI tensor (current or legacy names).</summary>
-    public static bool HasHiciWeights(IWeightSource src) =>
-        src.Keys.Any(k => k.Contains(".local_constructor.", StringComparison.Ordinal)
-                       || k.Contains(".global_integrator.", StringComparison.Ordinal)
-                       || k.Contains(".global_memory.", StringComparison.Ordinal)
-                       || k.Contains(".hierarchical_aggregator.", StringComparison.Ordinal)
-                       || k.StartsWith("local_constructor.", StringComparison.Ordinal)
-                       || k.StartsWith("global_integrator.", StringComparison.Ordinal));
 
     /// <summary>
     /// Checks every HiCI tensor of one layer against <paramref name="cfg"/> (a contradiction → HiciException

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// Local Construction (the reference's <c>LocalConstructorMulti</c>, spec §2): M learned query slots attend,
+/// Local Construction (the reference's <c>LocalConstructorMulti</c> in llama_attn_hici.py / qwen3_attn_hici.py): M learned query slots attend,
 /// with h heads, over one segment's hidden states and give M summary vectors of width H.
 /// Field names are the state-dict sub-keys under <c>self_attn.local_constructor.</c>.
 /// </summary>
@@ -14,7 +14,7 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
 {
 #pragma warning disable IDE1006 // names are state-dict keys
     [ComponentName(Name = "memory_slots")] private Parameter _memory_slots;
-    // Typed as modules, not Linear, so LoRA can wrap them: PEFT's suffix match puts LoRA on these too (spec §7.3).
+    // Typed as modules, not Linear, so LoRA can wrap them: PEFT's suffix match puts LoRA on these too (target_modules q/k/v/o_proj in fine-tune_hici.py).
     private nn.Module<Tensor, Tensor> q_proj;
     private nn.Module<Tensor, Tensor> k_proj;
     private nn.Module<Tensor, Tensor> v_proj;
@@ -45,7 +45,7 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
         : this(hiddenSize, cfg.LocalSlots, cfg.NumHeads, cfg.UseBottleneck, cfg.BottleneckDim, dtype, device) { }
 
     /// <summary>
-    /// Builds the module with the reference's initialisation (spec §2.2): slots ~ N(0,1)/√H, then q, k, v, o
+    /// Builds the module with the reference's initialisation (LocalConstructorMulti.__init__): slots ~ N(0,1)/√H, then q, k, v, o
     /// with PyTorch's default Linear init (kaiming-uniform, a = √5), in that RNG order; all in fp32, then cast.
     /// </summary>
     public LocalConstructor(int hiddenSize, int numSlots = 8, int numHeads = 8, bool useBottleneck = true,
@@ -79,7 +79,7 @@ public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
     /// <summary>
     /// x: [R, S, H] (one row per segment), mask: [R, S] (nonzero/true = valid) or null. Returns [R, M, H].
     /// Padded keys get finfo(dtype).min (not -inf), so a fully padded row gives the plain mean of its values.
-    /// Runs in x's dtype; the reference's fp32→bf16 round trip of the input (spec §2.5) is deliberately not done.
+    /// Runs in x's dtype; the reference's fp32→bf16 round trip of the input (forward_flashattn_hierarchical casts the segment to bf16 before the local constructor) is deliberately not done.
     /// </summary>
     public override Tensor forward(Tensor x, Tensor? mask)
     {

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Hici.Hierarchical;
 
 /// <summary>
-/// The reference's <c>trainable_params.bin</c> (pipelines spec §1.8, architecture spec §7.4): every parameter
+/// The reference's <c>trainable_params.bin</c> (written by the reference's get_trainable_weights.py): every parameter
 /// whose name contains <c>embed</c>, <c>norm</c>, <c>local_constructor</c> or <c>global_integrator</c> —
 /// model.embed_tokens, model.norm, the layer norms, Qwen3's q_norm/k_norm and the HiCI modules — fp32, keys
 /// without the PEFT <c>base_model.model.</c> prefix. Read as an overlay over a base model; written back in
@@ -18,23 +18,16 @@ public static class TrainableParams
 {
     public const string FileName = "trainable_params.bin";
 
-    /// <summary>get_trainable_weights.py's default filter ("embed,norm,local_constructor,global_integrator").</summary>
-    private static readonly string[] Substrings = { "embed", "norm", "local_constructor", "global_integrator" };
-
     public const string EmbedKey = "model.embed_tokens.weight";
-
-    /// <summary>True for a checkpoint key the reference would put in trainable_params.bin.</summary>
-    public static bool IsTrainableKey(string key) =>
-        !key.Contains("lora_", StringComparison.Ordinal) && Substrings.Any(s => key.Contains(s, StringComparison.Ordinal));
 
     /// <summary>The reference's keys for this model, in module order (HF names; LoRA A/B excluded).</summary>
     public static IReadOnlyList<string> ReferenceKeys(CausalLM lm) =>
-        HfParameters(lm).Select(p => p.Key).Where(IsTrainableKey).ToList();
+        HfParameters(lm).Select(p => p.Key).Where(HiciKeys.IsTrainableKey).ToList();
 
     /// <summary>
     /// Opens a trainable_params.bin (PyTorch zip pickle, allow-list unpickler) or a .safetensors with the same
     /// keys. Keys are normalised: a leading <c>base_model.model.</c> (a zero_to_fp32 dict) is dropped, newer
-    /// PEFT's <c>.base_layer.</c> is read as the plain name, and the legacy HiCI prefixes (spec §7.5) as the
+    /// PEFT's <c>.base_layer.</c> is read as the plain name, and the legacy HiCI prefixes (<see cref="HiciKeys"/>) as the
     /// current ones; two spellings of one tensor are refused.
     /// </summary>
     public static TrainableSource Open(string path)
@@ -123,13 +116,13 @@ public sealed class TrainableSource : RenamedKeySource
 
     /// <summary>zero_to_fp32's PEFT prefix and newer PEFT's <c>.base_layer.</c> dropped, legacy HiCI names current.</summary>
     private static string Normalise(string key) =>
-        HiciKeyAliasSource.CurrentName(PeftPrefix.Replace(key, "").Replace(".base_layer.", ".", StringComparison.Ordinal));
+        HiciKeys.CurrentName(PeftPrefix.Replace(key, "").Replace(".base_layer.", ".", StringComparison.Ordinal));
 
     /// <summary>Rows of model.embed_tokens.weight in the file (the trained vocabulary), or null.</summary>
     public long? EmbedRows => Contains(TrainableParams.EmbedKey) ? Shape(TrainableParams.EmbedKey)[0] : null;
 
     /// <summary>True when the file holds HiCI module tensors.</summary>
-    public bool HasHici => Keys.Any(HiciCheckpoint.IsHiciKey);
+    public bool HasHici => Keys.Any(HiciKeys.IsHiciKey);
 }
 
 /// <param name="Loaded">file keys copied into the model</param>
@@ -156,9 +149,9 @@ public sealed record TrainableLoadReport(string Origin, IReadOnlyList<string> Lo
     /// <summary>The load report, one item per line (the first line is the summary).</summary>
     public IEnumerable<string> Lines()
     {
-        int hici = Loaded.Count(HiciCheckpoint.IsHiciKey);
+        int hici = Loaded.Count(HiciKeys.IsHiciKey);
         int embed = Loaded.Count(k => k.Contains("embed", StringComparison.Ordinal));
-        int norms = Loaded.Count(k => k.Contains("norm", StringComparison.Ordinal) && !HiciCheckpoint.IsHiciKey(k));
+        int norms = Loaded.Count(k => k.Contains("norm", StringComparison.Ordinal) && !HiciKeys.IsHiciKey(k));
         int other = Loaded.Count - hici - embed - norms;
         yield return $"trainable   {Origin}: {Loaded.Count} loaded (embedding {embed}, norms {norms}, HiCI {hici}" +
                      (other > 0 ? $", other {other}" : "") + $"), {Missing.Count} missing, {Unexpected.Count} unexpected";

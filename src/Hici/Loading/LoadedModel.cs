@@ -23,8 +23,8 @@ public sealed class LoadedModel : IDisposable
         if (Adapter is not null)
         {
             var lines = Adapter.Lines().ToList();
-            yield return $"adapter     {lines[0]["adapter ".Length..]}" + (Adapter.Loaded.Any(PeftAdapterKeys.IsHiciModule)
-                ? $" ({Adapter.Loaded.Count(PeftAdapterKeys.IsHiciModule)} of them inside the HiCI modules)" : "");
+            yield return $"adapter     {lines[0]["adapter ".Length..]}" + (Adapter.Loaded.Any(HiciKeys.IsInHiciModule)
+                ? $" ({Adapter.Loaded.Count(HiciKeys.IsInHiciModule)} of them inside the HiCI modules)" : "");
             foreach (var l in lines.Skip(1)) yield return "  " + l.Trim();
         }
         foreach (var n in Notes) yield return $"note        {n}";

@@ -49,7 +49,7 @@ public static class ModelLoader
 
 /// <summary>
 /// Llama / Qwen3 decoders (<see cref="CausalLM"/>), loaded the way the reference evaluation loads them
-/// (pipelines spec §3.4): base weights, the vocabulary resized to the trainable file's embedding rows, the
+/// (the reference's `eval_distributed_hici.py → run_eval`): base weights, the vocabulary resized to the trainable file's embedding rows, the
 /// attention implementation's modules, then trainable_params over it (embed, norms, HiCI), then the LoRA
 /// adapter. Attention-extra tensors (HiCI) may come from the base folder (model.safetensors, or the
 /// hici.safetensors beside it that `hici merge` writes) or from the trainable file.

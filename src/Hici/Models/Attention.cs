@@ -71,15 +71,23 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         long b = x.Hidden.shape[0], l = x.Hidden.shape[1];
-        var q = ProjectQuery(x.Hidden, x.Rope);
-        var (k, v) = ProjectKeyValue(x.Hidden, x.Rope);
-        var o = Attend(new AttentionHeads(q, k, v), x);                 // [B, n_heads, L, d]
+        var q = ProjectQuery(x.Hidden, rope: null);
+        var (k, v) = ProjectKeyValue(x.Hidden, rope: null);
+        var o = AttendBeforeRope(q, k, v, x);                           // [B, n_heads, L, d]
         o = o.transpose(1, 2).reshape(b, l, Heads * HeadDim);
         return o_proj.call(o).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3) and rotated when
-    /// <paramref name="rope"/> is given (dual chunk attention rotates each query several ways itself).</summary>
+    /// <summary>
+    /// The heads before RoPE: q [B, n_heads, L, d], k and v [B, n_kv, L, d] (q/k normed for Qwen3). The default
+    /// rotates q and k by the layer input's tables and calls <see cref="Attend"/>; an implementation that places
+    /// queries and keys itself (e.g. dual chunk attention, which rotates them with its own position ids through
+    /// <see cref="RotaryEmbedding.Tables(Tensor, ScalarType, long?)"/>) overrides this.
+    /// </summary>
+    protected virtual Tensor AttendBeforeRope(Tensor q, Tensor k, Tensor v, AttentionInput x) =>
+        Attend(new AttentionHeads(RotaryEmbedding.Apply(q, x.Rope), RotaryEmbedding.Apply(k, x.Rope), v), x);
+
+    /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3), rotated when <paramref name="rope"/> is given.</summary>
     public Tensor ProjectQuery(Tensor hidden, RopeTables? rope)
     {
         long b = hidden.shape[0], l = hidden.shape[1];

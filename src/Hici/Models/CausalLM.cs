@@ -75,7 +75,9 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausal
         {
             DType = dtype, Device = device, Attention = attention ?? AttentionSetting.Full,
         });
-        return loaded.Model as CausalLM ?? throw new HiciException($"{dir}: model_type is not a Llama/Qwen3 decoder; use ModelLoader.Load");
+        if (loaded.Model is CausalLM lm) return lm;
+        loaded.Dispose();
+        throw new HiciException($"{dir}: model_type is not a Llama/Qwen3 decoder; load it with ModelLoader.Load");
     }
 
     /// <summary>Loads every weight, the source first prepared by the attention implementation (e.g. legacy key

@@ -133,7 +133,7 @@ public class AttentionGoldenTests
     public void SegmentationFollowsTheReferenceRule()
     {
         var seg = new HiciSegmenter(new HiciConfig());
-        Assert.Equal(2, seg.TrainingSegmentSize(10));       // T = 10 → S = 2, N = 5 (spec §4.2 corner)
+        Assert.Equal(2, seg.TrainingSegmentSize(10));       // T = 10 → S = 2, N = 5 (the reference's int(T·ratio) corner)
         Assert.Equal(1, seg.TrainingSegmentSize(6));        // T ∈ {5,6,7} → S = 1, N = T
         Assert.Equal(12288, seg.TrainingSegmentSize(49152));
         Assert.Throws<HiciException>(() => seg.TrainingSegmentSize(4098)); // S = 1024, 4098 % 1024 ≠ 0

@@ -40,7 +40,7 @@ public class HiciConfigTests
         Assert.Contains("437,769,252", qwen.ToString());
         Assert.Contains("(5.07%", qwen.ToString());
 
-        // per-module figures of spec §7.6
+        // per-module figures of the reference's training logs
         Assert.Equal(8_421_376, Published.ExpectedShapes(4096).Where(e => e.Key.StartsWith("local_constructor.")).Sum(e => e.Shape.Aggregate(1L, (a, b) => a * b)));
         Assert.Equal(3_738_881, Published.ExpectedShapes(4096).Where(e => e.Key.StartsWith("global_integrator.")).Sum(e => e.Shape.Aggregate(1L, (a, b) => a * b)));
         Assert.Equal(8_421_376 + 13_638_657, (Published with { UseSharedCompressor = false, CompressDim = 512 }).ParametersPerLayer(4096));
@@ -145,9 +145,9 @@ public class HiciConfigTests
     public void LegacyKeyNamesMapToCurrentOnes()
     {
         Assert.Equal("model.layers.0.self_attn.local_constructor.memory_slots",
-            HiciKeyAliasSource.CurrentName("model.layers.0.self_attn.global_memory.memory_slots"));
+            HiciKeys.CurrentName("model.layers.0.self_attn.global_memory.memory_slots"));
         Assert.Equal("model.layers.31.self_attn.global_integrator.shared_compressor.0.weight",
-            HiciKeyAliasSource.CurrentName("model.layers.31.self_attn.hierarchical_aggregator.shared_compressor.0.weight"));
-        Assert.Equal("model.embed_tokens.weight", HiciKeyAliasSource.CurrentName("model.embed_tokens.weight"));
+            HiciKeys.CurrentName("model.layers.31.self_attn.hierarchical_aggregator.shared_compressor.0.weight"));
+        Assert.Equal("model.embed_tokens.weight", HiciKeys.CurrentName("model.embed_tokens.weight"));
     }
 }

@@ -133,10 +133,19 @@ public class TrainableParamsTests
         using (var m2 = Load(model, AttentionKind.Full, Hc, written))
         using (var exp = Fixture.Open($"refdir-{model}/expected.safetensors"))
             Close.Check(exp["lp.full"], LogProbs(m2.Model, exp["input_ids"]), Tol, $"refdir {model} reloaded from our trainable_params.bin");
-        // real torch.load(weights_only=True) when this machine has it
-        var py = PythonTorch.Path;
-        if (py is null) return;
-        var r = PythonTorch.Run(py, $"\"{Path.Combine(RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{written}\" \"{original}\"");
+    }
+
+    /// <summary>Real torch.load(weights_only=True) reads what we write as it reads the reference's file.</summary>
+    [PythonTorchTheory]
+    [InlineData("qwen3")]
+    [InlineData("llama")]
+    public void RealTorchLoadReadsTheWrittenReferenceLayout(string model)
+    {
+        using var scope = NewDisposeScope();
+        var written = Path.Combine(Cli.CliRunner.TempDir(), "trainable_params.bin");
+        using (var m = Load(model, AttentionKind.Full, Hc)) TrainableParams.Save(m.Transformer, written);
+        var original = Path.Combine(Folder(model), TrainableParams.FileName);
+        var r = PythonTorch.Run(PythonTorch.Path!, $"\"{Path.Combine(RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{written}\" \"{original}\"");
         Assert.True(r.ExitCode == 0, r.Output);
         Assert.Contains("ok:", r.Output);
     }
