@@ -30,7 +30,7 @@ public static class LseAttention
         long kb = Math.Min(lk, 1024);
         long qb = Math.Max(1, Math.Min(lq, TileElements / Math.Max(1, b * h * kb)));
 
-        var q5 = q.to(ScalarType.Float32).reshape(b, hkv, g, lq, d);
+        var q5 = (q.to(ScalarType.Float32) * scale).reshape(b, hkv, g, lq, d);   // 1/√d once on q, not on every score tile
         var k5 = k.to(ScalarType.Float32).unsqueeze(2);                       // [B, Hkv, 1, Lk, d]
         var v5 = v.to(ScalarType.Float32).unsqueeze(2);
         var maskedKeys = keyMask?.logical_not().view(b, 1, 1, 1, lk);
@@ -40,7 +40,7 @@ public static class LseAttention
         for (long i0 = 0; i0 < lq; i0 += qb)
         {
             long n = Math.Min(qb, lq - i0);
-            var (o, lse) = QueryBlock(q5.narrow(3, i0, n), k5, v5, i0, causal ? offset : (long?)null, maskedKeys, kb, scale);
+            var (o, lse) = QueryBlock(q5.narrow(3, i0, n), k5, v5, i0, causal ? offset : (long?)null, maskedKeys, kb);
             outs.Add(o);
             lses.Add(lse);
         }
@@ -51,7 +51,7 @@ public static class LseAttention
 
     /// <summary>One block of query rows [i0, i0+n) over all key blocks, with the running max / sum / weighted values.</summary>
     private static (Tensor O, Tensor Lse) QueryBlock(Tensor q, Tensor k, Tensor v, long i0, long? causalOffset,
-        Tensor? maskedKeys, long kb, double scale)
+        Tensor? maskedKeys, long kb)
     {
         using var scope = torch.NewDisposeScope();
         long n = q.shape[3], lk = k.shape[3];
@@ -61,7 +61,7 @@ public static class LseAttention
         {
             using var step = torch.NewDisposeScope();
             long w = Math.Min(kb, lastVisible - j0);
-            var s = torch.matmul(q, k.narrow(3, j0, w).transpose(-1, -2)).mul_(scale);    // [B, Hkv, g, n, w]
+            var s = torch.matmul(q, k.narrow(3, j0, w).transpose(-1, -2));                // [B, Hkv, g, n, w], q pre-scaled
             if (causalOffset is { } o && j0 + w - 1 > i0 + o)
             {
                 // key j is hidden from query i when j > i + offset
@@ -73,7 +73,7 @@ public static class LseAttention
             var blockMax = s.amax(new long[] { -1 }, keepdim: true);
             var mNew = m is null ? blockMax : torch.maximum(m, blockMax);
             var mSafe = Finite(mNew);
-            var p = (s - mSafe).exp_();
+            var p = s.sub_(mSafe).exp_();                                                   // in place: s is not needed again
             var pv = torch.matmul(p, v.narrow(3, j0, w));
             var ps = p.sum(-1, keepdim: true);
             Tensor lNew = ps, accNew = pv;
