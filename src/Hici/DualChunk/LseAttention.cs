@@ -70,7 +70,7 @@ public static class LseAttention
                 s.masked_fill_(cols > rows + o, float.NegativeInfinity);
             }
             if (maskedKeys is not null) s.masked_fill_(maskedKeys.narrow(4, j0, w), float.NegativeInfinity);
-            var blockMax = s.amax(new long[] { -1 }, keepdim: true);
+            var blockMax = s.detach().amax(new long[] { -1 }, keepdim: true);   // a stabiliser: cancels in O and lse, so no gradient
             var mNew = m is null ? blockMax : torch.maximum(m, blockMax);
             var mSafe = Finite(mNew);
             var p = s.sub_(mSafe).exp_();                                                   // in place: s is not needed again
