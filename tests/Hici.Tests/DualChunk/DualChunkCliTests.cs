@@ -66,6 +66,28 @@ public class DualChunkCliTests
         }
     }
 
+    /// <summary>eval ppl: one window of the golden sequence; with --attention chunk and no --context-size the
+    /// model keeps its RoPE (the DCA harness makes no RoPE edit), so the window's NLL is the fixture's.</summary>
+    [Fact]
+    public void EvalPplMatchesGoldenNll()
+    {
+        using var scope = torch.NewDisposeScope();
+        const string model = "llama-mha-linear";
+        var (ids, expected, _, _) = DualChunkFixtures.Expected(model);
+        int t = (int)ids.shape[0];
+        var dir = CliRunner.TempDir();
+        string bin = Path.Combine(dir, "tokens.bin"), outFile = Path.Combine(dir, "ppl.json");
+        var tokens = ids.data<long>().Select(i => (ushort)i).Append((ushort)0).ToArray();   // one more token: one window
+        File.WriteAllBytes(bin, tokens.SelectMany(BitConverter.GetBytes).ToArray());
+        var r = CliRunner.Run("eval", "ppl", "--model", ModelFixtures.Dir(model), "--data", bin, "--seq-len", t.ToString(), "--out", outFile,
+            "--attention", "chunk", "--pretraining-length", "24", "--threads", "1");
+        Assert.True(r.Code == 0, r.Err);
+        double want = -expected.narrow(0, 0, t - 1).gather(1, ids.narrow(0, 1, t - 1).unsqueeze(1)).mean().item<float>();
+        var doc = JsonDocument.Parse(File.ReadAllText(outFile)).RootElement;
+        double got = Math.Log(doc.GetProperty("ppl").GetDouble());
+        Assert.True(Math.Abs(got - want) <= 1e-4, $"eval ppl --attention chunk: mean NLL {got:F6}, golden {want:F6}");
+    }
+
     [Theory]
     [InlineData("--local-window", "4", null, "--local-window is an option of --attention chunk")]
     [InlineData("--local-window", "30", "chunk", "--local-window 30: must be smaller than the chunk size")]
