@@ -96,7 +96,7 @@ if [ "$DEMO" = 1 ]; then
   $HICI doctor
   if $HICI --help | grep -qE "^  demo "; then
     say "run: hici demo (embedded default)"
-    $HICI demo
+    $HICI demo --data "$ROOT/.data/npm" --output "$ROOT/demo"
   else
     say "run: hici score on the bundled tiny Qwen3 fixture model"
     $HICI score --model "$ROOT/tests/fixtures/models/qwen3-gqa" --ids "$ROOT/examples/qwen3-tiny-ids.json"

@@ -176,7 +176,7 @@ def head_dim_of(cfg):
 def rms_norm(x, weight, eps):
     # LlamaRMSNorm / Qwen3RMSNorm
     input_dtype = x.dtype
-    h = x.to(torch.float32)
+    h = x if x.dtype == torch.float64 else x.to(torch.float32)   # float64 only in the gradient references
     variance = h.pow(2).mean(-1, keepdim=True)
     h = h * torch.rsqrt(variance + eps)
     return weight * h.to(input_dtype)
@@ -255,7 +255,12 @@ def repeat_kv(x, n_rep):
 
 
 def linear(x, sd, name):
-    return F.linear(x, sd[name + ".weight"], sd.get(name + ".bias"))
+    """F.linear with the weights of sd; a LoRA pair in sd (name.lora_A.weight [r, in], name.lora_B.weight
+    [out, r], name.lora_scale = alpha / r) adds PEFT 0.5's scale * B(A x) (dropout 0)."""
+    y = F.linear(x, sd[name + ".weight"], sd.get(name + ".bias"))
+    if name + ".lora_A.weight" in sd:
+        y = y + sd[name + ".lora_scale"] * F.linear(F.linear(x, sd[name + ".lora_A.weight"]), sd[name + ".lora_B.weight"])
+    return y
 
 
 def project_qkv(cfg, sd, p, x, cos, sin):

@@ -21,7 +21,13 @@ public static class CliApp
         root.Subcommands.Add(MergeCommand.Build());
         root.Subcommands.Add(ConvertTrainableCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
+        root.Subcommands.Add(PrepareDataCommand.Build());
+        root.Subcommands.Add(InitCommand.Build());
+        root.Subcommands.Add(TrainCommand.Build());
+        root.Subcommands.Add(SftCommand.Build());
+        root.Subcommands.Add(DemoCommand.Build());
         root.Subcommands.Add(EvalCommand.Build());
+        root.Subcommands.Add(I3Command.Build());
         root.Subcommands.Add(ProfileCommand.Build());
         return root;
     }

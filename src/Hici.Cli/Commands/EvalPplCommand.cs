@@ -25,15 +25,15 @@ public static class EvalPplCommand
         {
             string dir = pr.GetValue(EvalCommon.Model) ?? throw new HiciException("--model DIR is required");
             if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
-            var cfg = HfConfigReader.Read(dir);
+            var cfg = ModelLoader.Plan(EvalCommon.Request(pr)).Config;   // null for models without RoPE (e.g. i3)
             // the reference's DCA harness (ChunkLlama/ppl/test_ppl*.py) loads the model without any RoPE edit
             bool dca = pr.GetValue(ModelOptions.Attention)?.ToLowerInvariant() == DualChunk.DualChunkImplementation.Id;
-            int ctx = pr.GetValue(contextSize) > 0 ? pr.GetValue(contextSize) : dca ? cfg.MaxPositionEmbeddings : pr.GetValue(seqLen);
+            int ctx = pr.GetValue(contextSize) > 0 ? pr.GetValue(contextSize) : dca && cfg is not null ? cfg.MaxPositionEmbeddings : pr.GetValue(seqLen);
             var o = new PerplexityOptions(pr.GetValue(seqLen), pr.GetValue(stride), ctx, pr.GetValue(maxWindows), ParseShard(pr.GetValue(shard)), pr.GetValue(chunk));
             if (o.Chunk <= 0) throw new HiciException($"--chunk must be positive (got {o.Chunk})");
             string path = pr.GetValue(data)!;
             string outPath = EvalCommon.CheckOut(pr.GetValue(EvalCommon.Out), o.Shard is { } s ? $"ppl.shard{s.Index}of{s.Count}.json" : "ppl.json");
-            var rope = Perplexity.RopeScalingFor(cfg, o.ContextSize);
+            var rope = cfg is null ? null : Perplexity.RopeScalingFor(cfg, o.ContextSize);
             var plan = ModelLoader.Plan(EvalCommon.Request(pr, rope));
             var tokens = Perplexity.ReadTokens(path, plan.VocabSize);      // bad data fails before the model loads
             plan.DescribeAttention(o.SeqLen);                               // and so does a window the attention cannot run
@@ -42,7 +42,7 @@ public static class EvalPplCommand
                 $"ppl model={Path.GetFullPath(dir)} data={Path.GetFullPath(path)} tokens={tokens.Length} seq={o.SeqLen} stride={o.Stride} ctx={o.ContextSize} max={o.MaxWindows} shard={pr.GetValue(shard)} args={string.Join(' ', pr.Tokens.Select(t => t.Value))}");
             if (log.Resumed > 0) Console.Error.WriteLine($"resuming    {log.Resumed} windows from {log.Path}");
             using var loaded = EvalCommon.Load(pr, rope);
-            Console.Error.WriteLine($"windows     {mine.Count} of {all.Count} × {o.SeqLen} tokens (stride {o.Stride}); rope {Describe(rope ?? cfg.RopeScaling)}; attention {plan.DescribeAttention(o.SeqLen).Text}");
+            Console.Error.WriteLine($"windows     {mine.Count} of {all.Count} × {o.SeqLen} tokens (stride {o.Stride}); rope {(cfg is null ? "none" : Describe(rope ?? cfg.RopeScaling))}; attention {plan.DescribeAttention(o.SeqLen).Text}");
             var r = Progress.Run($"ppl {mine.Count} windows", report =>
                 Perplexity.Run(loaded.Model, path, tokens, o, plan.ScoresWholeSequence, log, report));
             Perplexity.Write(outPath, r);
