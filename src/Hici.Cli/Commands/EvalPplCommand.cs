@@ -13,7 +13,7 @@ public static class EvalPplCommand
     {
         var data = new Option<string>("--data") { Description = "Flat token file (FILE.bin; dtype from FILE.bin.json, else uint16 if the vocabulary fits, else uint32)", Required = true };
         var seqLen = new Option<int>("--seq-len") { Description = "Window length in tokens", Required = true };
-        var contextSize = new Option<int>("--context-size") { Description = "Training context: > max_position_embeddings sets linear RoPE ceil(ctx/max) (Llama) or ctx/max (Qwen3); default seq-len", DefaultValueFactory = _ => -1 };
+        var contextSize = new Option<int>("--context-size") { Description = "Training context: > max_position_embeddings sets linear RoPE ceil(ctx/max) (Llama) or ctx/max (Qwen3); default seq-len (with --attention chunk: no RoPE edit, as the DCA harness)", DefaultValueFactory = _ => -1 };
         var stride = new Option<int>("--stride") { Description = "Window start step (the reference: 256)", DefaultValueFactory = _ => 256 };
         var maxWindows = new Option<int?>("--max-windows") { Description = "Evaluate only the first N windows" };
         var shard = new Option<string?>("--shard") { Description = "i/n: evaluate windows i, i+n, i+2n, … (merge the n outputs with hici eval merge-shards)" };
@@ -26,7 +26,9 @@ public static class EvalPplCommand
             string dir = pr.GetValue(EvalCommon.Model) ?? throw new HiciException("--model DIR is required");
             if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
             var cfg = ModelLoader.Plan(EvalCommon.Request(pr)).Config;   // null for models without RoPE (e.g. i3)
-            int ctx = pr.GetValue(contextSize) > 0 ? pr.GetValue(contextSize) : pr.GetValue(seqLen);
+            // the reference's DCA harness (ChunkLlama/ppl/test_ppl*.py) loads the model without any RoPE edit
+            bool dca = pr.GetValue(ModelOptions.Attention)?.ToLowerInvariant() == DualChunk.DualChunkImplementation.Id;
+            int ctx = pr.GetValue(contextSize) > 0 ? pr.GetValue(contextSize) : dca && cfg is not null ? cfg.MaxPositionEmbeddings : pr.GetValue(seqLen);
             var o = new PerplexityOptions(pr.GetValue(seqLen), pr.GetValue(stride), ctx, pr.GetValue(maxWindows), ParseShard(pr.GetValue(shard)), pr.GetValue(chunk));
             if (o.Chunk <= 0) throw new HiciException($"--chunk must be positive (got {o.Chunk})");
             string path = pr.GetValue(data)!;
