@@ -26,6 +26,12 @@ public sealed class HiciAttentionCore
     public IGlobalIntegrator? GlobalIntegrator { get; }
     public HiciSegmenter Segmenter { get; }
 
+    /// <summary>
+    /// True (default): inputs without padding run the mask-free causal path (<see cref="SegmentedCausal"/>);
+    /// false forces the dense masked path, which the padded case always takes (tests compare the two).
+    /// </summary>
+    public bool UseFastPath { get; set; } = true;
+
     public HiciAttentionCore(HiciConfig config, LocalConstructor? localConstructor, IGlobalIntegrator? globalIntegrator,
         HiciSegmenter? segmenter = null)
     {
@@ -51,8 +57,10 @@ public sealed class HiciAttentionCore
         long b = hidden.shape[0], t = hidden.shape[1];
         CheckShapes(hidden, mask, q, k, v);
         int s = Segmenter.TrainingSegmentSize((int)t, layerIdx, training);
-        var m = mask is null ? ones(b, t, ScalarType.Bool, hidden.device) : mask.to(ScalarType.Bool);
-        var result = Segmented(hidden, m, q, k, v, kProj, vProj, s, useMemory: true);
+        var result = mask is null && UseFastPath
+            ? SegmentedCausal(hidden, q, k, v, kProj, vProj, s, useMemory: true)
+            : Segmented(hidden, mask is null ? ones(b, t, ScalarType.Bool, hidden.device) : mask.to(ScalarType.Bool),
+                q, k, v, kProj, vProj, s, useMemory: true);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -80,7 +88,9 @@ public sealed class HiciAttentionCore
             v = nn.functional.pad(v, new long[] { 0, 0, 0, pad });
         }
         bool useMemory = tp / s > 1 || Config.InferenceSingleSegment;
-        var result = Segmented(hidden, m, q, k, v, kProj, vProj, s, useMemory);
+        var result = mask is null && tp == t && UseFastPath
+            ? SegmentedCausal(hidden, q, k, v, kProj, vProj, s, useMemory)
+            : Segmented(hidden, m, q, k, v, kProj, vProj, s, useMemory);
         if (tp != t) result = result.narrow(1, 0, t);
         return result.contiguous().MoveToOuterDisposeScope();
     }
@@ -141,14 +151,14 @@ public sealed class HiciAttentionCore
     /// <summary>kv head κ serves query heads κ·r .. κ·r + r − 1 (repeat_kv / flash GQA mapping).</summary>
     private static Tensor RepeatKv(Tensor x, long rep) => rep == 1 ? x : x.repeat_interleave(rep, dim: 1);
 
-    /// <summary>The memory per segment, [B, N, P, H], and its mask [B, N, P] (true = visible).</summary>
-    private (Tensor? Memory, Tensor? MemMask) BuildMemory(Tensor hidden, Tensor mask, long n, long s)
+    /// <summary>The memory per segment, [B, N, P, H], and its mask [B, N, P] (true = visible); mask null = nothing padded.</summary>
+    private (Tensor? Memory, Tensor? MemMask) BuildMemory(Tensor hidden, Tensor? mask, long n, long s)
     {
         if (LocalConstructor is null) return (null, null);
         long b = hidden.shape[0], h = hidden.shape[2];
         var mode = Config.CausalMode;
         var chunks = hidden.reshape(b * n, s, h);
-        var chunkMask = mask.reshape(b * n, s);
+        var chunkMask = mask?.reshape(b * n, s);
         var l = LocalConstructor.forward(chunks, chunkMask).view(b, n, Config.LocalSlots, h); // [B, N, M, H]
 
         Tensor? g = null;                                                                      // [B, N, K, H]
@@ -184,6 +194,61 @@ public sealed class HiciAttentionCore
         long n = x.shape[1];
         var z = zeros_like(x.narrow(1, 0, 1));
         return n == 1 ? z : cat(new[] { z, x.narrow(1, 0, n - 1) }, 1);
+    }
+
+    /// <summary>
+    /// The per-segment attention without a dense mask (nothing padded). Each segment's keys are
+    /// [memory (P) ; tokens (S)]; P zero query rows are put in front of its S queries, so SDPA's top-left
+    /// causal rule (query row i sees keys 0..i) lets real query a (row P + a) see every memory slot and the
+    /// tokens 0..a — the bottom-right rule of <see cref="Segmented"/> — on the causal flash kernel, which skips
+    /// the masked blocks; the P extra rows are dropped. In the shift modes segment 0 has no memory (its slots
+    /// are masked) and runs as plain causal attention over its own tokens.
+    /// </summary>
+    private Tensor SegmentedCausal(Tensor hidden, Tensor q, Tensor k, Tensor v,
+        Func<Tensor, Tensor> kProj, Func<Tensor, Tensor> vProj, long s, bool useMemory)
+    {
+        long b = hidden.shape[0], t = hidden.shape[1];
+        long nq = q.shape[1], nkv = k.shape[1], d = q.shape[3];
+        long n = t / s;
+        var (mem, _) = useMemory ? BuildMemory(hidden, null, n, s) : (null, null);
+        bool shift = Config.CausalMode is HiciCausalMode.CausalShift or HiciCausalMode.CausalShiftG;
+
+        var qs = q.view(b, nq, n, s, d).transpose(1, 2);                                 // [B, N, n_q, S, d]
+        var ks = k.view(b, nkv, n, s, d).transpose(1, 2);                                // [B, N, n_kv, S, d]
+        var vs = v.view(b, nkv, n, s, d).transpose(1, 2);
+        Tensor TokensOnly(Tensor qx, Tensor kx, Tensor vx)                                // [B, n', ...] → [B, n', n_q, S, d]
+        {
+            long nn_ = qx.shape[1];
+            var o = nn.functional.scaled_dot_product_attention(qx.reshape(b * nn_, nq, s, d),
+                RepeatKv(kx.reshape(b * nn_, nkv, s, d), nq / nkv), RepeatKv(vx.reshape(b * nn_, nkv, s, d), nq / nkv),
+                is_casual: true);
+            return o.view(b, nn_, nq, s, d);
+        }
+        Tensor result;
+        if (mem is null) result = TokensOnly(qs, ks, vs);
+        else
+        {
+            long first = shift ? 1 : 0;                                                  // segments with memory
+            long nm = n - first;
+            var parts = new List<Tensor>();
+            if (shift) parts.Add(TokensOnly(qs.narrow(1, 0, 1), ks.narrow(1, 0, 1), vs.narrow(1, 0, 1)));
+            if (nm > 0)
+            {
+                long p = mem.shape[2];
+                var memUse = mem.narrow(1, first, nm);                                   // [B, nm, P, H]
+                var km = kProj(memUse).view(b, nm, p, nkv, d).transpose(2, 3).to(k.dtype); // [B, nm, n_kv, P, d]
+                var vm = vProj(memUse).view(b, nm, p, nkv, d).transpose(2, 3).to(v.dtype);
+                var kk = cat(new[] { km, ks.narrow(1, first, nm) }, 3).reshape(b * nm, nkv, p + s, d);
+                var vv = cat(new[] { vm, vs.narrow(1, first, nm) }, 3).reshape(b * nm, nkv, p + s, d);
+                var qq = qs.narrow(1, first, nm);
+                qq = cat(new[] { zeros(new long[] { b, nm, nq, p, d }, q.dtype, q.device), qq }, 3).reshape(b * nm, nq, p + s, d);
+                var o = nn.functional.scaled_dot_product_attention(qq, RepeatKv(kk, nq / nkv), RepeatKv(vv, nq / nkv),
+                    is_casual: true);
+                parts.Add(o.narrow(2, p, s).view(b, nm, nq, s, d));
+            }
+            result = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);
+        }
+        return result.permute(0, 1, 3, 2, 4).reshape(b, t, nq * d);                      // [B, T, n_q·d]
     }
 
     private Tensor Segmented(Tensor hidden, Tensor mask, Tensor q, Tensor k, Tensor v,
