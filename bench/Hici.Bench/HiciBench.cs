@@ -64,7 +64,7 @@ public static class HiciBench
         Console.WriteLine();
         Console.WriteLine($"matmul 1024³ fp32: {matmulGflops:F0} GFLOP/s. Times are the minimum of interleaved runs (the machine is shared).");
         Console.WriteLine("Attention FLOPs: full = causal pairs T(T+1)/2 per head (QKᵀ + PV, 4·d each);");
-        Console.WriteLine("HiCI = per segment S queries × (P + S) keys (P = K + M memory slots; dense: the masked kernel computes every pair) plus the");
+        Console.WriteLine("HiCI = per segment S queries × (P memory slots + causal tokens), P = K + M (the mask-free causal path skips masked blocks), plus the");
         Console.WriteLine("HiCI modules (local-constructor k/v over every token and its slot attention, o_proj, global integrator, memory k/v).");
         Console.WriteLine("Whole prefill adds the per-token weight matmuls (same for both) and one lm_head row.");
     }
@@ -83,7 +83,7 @@ public static class HiciBench
 
     /// <summary>
     /// Seconds for one layer's attention on random q/k/v: full causal SDPA vs the HiCI core (local constructor,
-    /// global integrator, memory k/v through the layer's projections, segmented masked attention).
+    /// global integrator, memory k/v through the layer's projections, segmented causal attention).
     /// </summary>
     private static (double Full, double Hici) AttentionOnly(HiciAttention layer, ModelConfig c, int t)
     {
@@ -118,7 +118,7 @@ public static class HiciBench
         double p = k + m;
         double pairFlops = 4.0 * nq * d;                                          // QKᵀ and PV per (query, key) pair
         double fullAttn = pairFlops * t * (t + 1) / 2.0;
-        double segAttn = pairFlops * n * s * (p + s);
+        double segAttn = pairFlops * n * s * (p + (s + 1) / 2.0);                  // causal fast path: memory + causal tokens
         double lc = 2.0 * m * h * beta                                           // slot queries
                   + 2.0 * 2.0 * t * h * beta                                      // k, v of every token
                   + 2.0 * 2.0 * m * t * beta                                      // slot scores and weighted sum

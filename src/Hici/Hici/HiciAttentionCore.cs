@@ -132,6 +132,59 @@ public sealed class HiciAttentionCore
         return o.transpose(1, 2).reshape(b, tn, nq * d).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Streaming (causal_shift / causal_shift_g only): the attention of one segment [B, S', H] given what the
+    /// earlier segments left in <paramref name="state"/> (G_{g−1}, L_{g−1}); then adds this segment to the state.
+    /// q/k/v are the segment's own heads (RoPE at their absolute positions). Equals the segment's rows of the
+    /// one-shot forward with segment length S (a shorter last segment = the inference forward's padded one).
+    /// </summary>
+    public Tensor StreamSegment(Tensor hidden, Tensor q, Tensor k, Tensor v,
+        Func<Tensor, Tensor> kProj, Func<Tensor, Tensor> vProj, HiciStreamState state)
+    {
+        var mode = Config.CausalMode;
+        if (mode is not (HiciCausalMode.CausalShift or HiciCausalMode.CausalShiftG))
+            throw new HiciException($"HiCI streaming needs causal_mode causal_shift or causal_shift_g (got {HiciConfig.CausalModeName(mode)}): " +
+                                    "in the other modes a segment's memory depends on its own or later tokens");
+        using var scope = NewDisposeScope();
+        CheckShapes(hidden, null, q, k, v);
+        long b = hidden.shape[0], s = hidden.shape[1];
+        long nq = q.shape[1], nkv = k.shape[1], d = q.shape[3];
+        var parts = new List<Tensor>();
+        if (LocalConstructor is not null && state.Segments > 0)
+        {
+            if (GlobalIntegrator is not null) parts.Add(state.Global!);
+            if (mode == HiciCausalMode.CausalShift) parts.Add(state.Local!);
+        }
+        Tensor o;
+        if (parts.Count == 0)
+            o = nn.functional.scaled_dot_product_attention(q, RepeatKv(k, nq / nkv), RepeatKv(v, nq / nkv), is_casual: true);
+        else
+        {
+            var mem = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);                  // [B, P, H]
+            long p = mem.shape[1];
+            var km = kProj(mem).view(b, p, nkv, d).transpose(1, 2).to(k.dtype);               // [B, n_kv, P, d]
+            var vm = vProj(mem).view(b, p, nkv, d).transpose(1, 2).to(v.dtype);
+            var kk = cat(new[] { km, k }, 2);
+            var vv = cat(new[] { vm, v }, 2);
+            var qq = cat(new[] { zeros(new long[] { b, nq, p, d }, q.dtype, q.device), q }, 2);
+            o = nn.functional.scaled_dot_product_attention(qq, RepeatKv(kk, nq / nkv), RepeatKv(vv, nq / nkv), is_casual: true)
+                .narrow(2, p, s);
+        }
+        if (LocalConstructor is not null)
+        {
+            var l = LocalConstructor.forward(hidden, null);                                     // [B, M, H]
+            Tensor? g = null;
+            if (GlobalIntegrator is not null)
+            {
+                state.Stats.Add(l);
+                g = GlobalIntegrator.ForwardStats(state.Stats.Stats());                         // G_g, for segment g+1
+            }
+            state.Advance(mode == HiciCausalMode.CausalShift ? l : null, g);
+        }
+        else state.Advance(null, null);
+        return o.transpose(1, 2).reshape(b, s, nq * d).MoveToOuterDisposeScope();
+    }
+
     // ------------------------------------------------------------------ internals
 
     private void CheckShapes(Tensor hidden, Tensor? mask, Tensor q, Tensor k, Tensor v)
