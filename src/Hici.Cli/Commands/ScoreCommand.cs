@@ -18,6 +18,11 @@ public static class ScoreCommand
         Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors/.bin), applied unmerged after --trainable; covers the HiCI projections too",
     };
     public static readonly Option<bool> Strict = new("--strict") { Description = "Missing or unexpected keys in --trainable or --adapter are errors" };
+    public static readonly Option<bool> Stream = new("--stream")
+    {
+        Description = "HiCI in causal_shift/causal_shift_g only: score segment by segment, carrying only each layer's HiCI memory " +
+                      "state, so memory grows with the segment (--segment-size), not the text; equals the one-shot forward",
+    };
 
     public static Command Build()
     {
@@ -37,6 +42,7 @@ public static class ScoreCommand
         cmd.Options.Add(Trainable);
         cmd.Options.Add(Adapter);
         cmd.Options.Add(Strict);
+        cmd.Options.Add(Stream);
         HiciOptions.AddTo(cmd);
         Common.AddComputeOptions(cmd);
         cmd.SetAction(pr => Common.Run(pr, () =>
@@ -61,7 +67,10 @@ public static class ScoreCommand
             long[] tokens = idsPath is not null
                 ? ReadIds(idsPath, (int)vocab)
                 : EncodeText(textPath!, pr.GetValue(tokenizer) ?? dir, vocab);
-            string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
+            bool stream = pr.GetValue(Stream);
+            string? leak = null;
+            string attention = stream ? DescribeStream(kind, hc, tokens.Length)
+                : DescribeAttention(kind, hc, tokens.Length, out leak);   // also checks the segment rule
 
             if (pr.GetValue(outFile) is { } outPath) CheckOutPath(outPath);
             string? adapterDir = pr.GetValue(Adapter);
@@ -77,7 +86,8 @@ public static class ScoreCommand
             Console.WriteLine($"attention   {attention}");
             if (leak is not null) Console.WriteLine($"note        {leak}");
             var r = Progress.Run($"scoring {tokens.Length} tokens", report =>
-                Scorer.Score(loaded.Model, tokens, pr.GetValue(chunk), wholeSequence: kind == AttentionKind.Hici, progress: report));
+                stream ? HiciStreamScorer.Score(loaded.Model, tokens, progress: report)
+                       : Scorer.Score(loaded.Model, tokens, pr.GetValue(chunk), wholeSequence: kind == AttentionKind.Hici, progress: report));
 
             Console.WriteLine($"tokens      {tokens.Length} ({r.Scored} predicted)");
             Console.WriteLine($"NLL         {r.TotalNll:F4} nats total, {r.MeanNll:F4} per token");
@@ -106,6 +116,19 @@ public static class ScoreCommand
     /// One line on what attention runs (segments, mode), and a warning when the mode lets positions see later
     /// tokens. Checks the training forward's divisibility rule before any weights are loaded.
     /// </summary>
+    /// <summary>The attention line for --stream; refuses what streaming cannot do.</summary>
+    internal static string DescribeStream(AttentionKind kind, HiciConfig? hc, int tokens)
+    {
+        if (kind != AttentionKind.Hici || hc is null) throw new HiciException("--stream needs --attention hici");
+        if (hc.CausalMode is not (HiciCausalMode.CausalShift or HiciCausalMode.CausalShiftG))
+            throw new HiciException($"--stream needs --causal-mode causal_shift or causal_shift_g (got {HiciConfig.CausalModeName(hc.CausalMode)}): " +
+                                    "in the other modes a segment's memory depends on its own tokens");
+        int s = HiciStreamScorer.SegmentLength(hc, tokens);
+        int n = (tokens + s - 1) / s;
+        return $"hici {HiciConfig.CausalModeName(hc.CausalMode)}, streamed: {n} segment(s) of {s} tokens" +
+               (n * s != tokens ? $" (the last one {tokens - (n - 1) * s})" : "") + ", one at a time";
+    }
+
     internal static string DescribeAttention(AttentionKind kind, HiciConfig? hc, int tokens, out string? leak)
     {
         leak = null;
