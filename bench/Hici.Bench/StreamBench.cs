@@ -17,7 +17,7 @@ public static class StreamBench
     public static void Run(int[] lengths, int segment, ScalarType dtype)
     {
         var hc = HiciBench.Config with { CausalMode = HiciCausalMode.CausalShift, SegmentSize = segment, Forward = HiciForwardKind.Inference };
-        var cfg = BenchModel.Config(lengths.Max()) with { Hici = hc, Attention = AttentionKind.Hici };
+        var cfg = BenchModel.Config(lengths.Max()) with { Attention = HiciAttentionOptions.Setting(hc) };
         Console.WriteLine($"streaming HiCI: causal_shift, segments of {segment} tokens, {dtype.ToString().ToLowerInvariant()}, M={hc.LocalSlots} K={hc.GlobalSlots}; 58M bench model + HiCI modules, random weights");
         using (var weights = RandomWeights.For(cfg, seed: 0))
         {
