@@ -156,19 +156,14 @@ public sealed class HiciAttentionCore
             if (mode == HiciCausalMode.CausalShift) parts.Add(state.Local!);
         }
         Tensor o;
-        if (parts.Count == 0)
-            o = nn.functional.scaled_dot_product_attention(q, RepeatKv(k, nq / nkv), RepeatKv(v, nq / nkv), is_casual: true);
+        if (parts.Count == 0) o = CausalWithMemory(q, k, v, null, null);
         else
         {
             var mem = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);                  // [B, P, H]
             long p = mem.shape[1];
-            var km = kProj(mem).view(b, p, nkv, d).transpose(1, 2).to(k.dtype);               // [B, n_kv, P, d]
-            var vm = vProj(mem).view(b, p, nkv, d).transpose(1, 2).to(v.dtype);
-            var kk = cat(new[] { km, k }, 2);
-            var vv = cat(new[] { vm, v }, 2);
-            var qq = cat(new[] { zeros(new long[] { b, nq, p, d }, q.dtype, q.device), q }, 2);
-            o = nn.functional.scaled_dot_product_attention(qq, RepeatKv(kk, nq / nkv), RepeatKv(vv, nq / nkv), is_casual: true)
-                .narrow(2, p, s);
+            var km = kProj(mem).view(b, p, nkv, d).transpose(1, 2);                           // [B, n_kv, P, d]
+            var vm = vProj(mem).view(b, p, nkv, d).transpose(1, 2);
+            o = CausalWithMemory(q, k, v, km, vm);
         }
         if (LocalConstructor is not null)
         {
@@ -269,39 +264,49 @@ public sealed class HiciAttentionCore
         var qs = q.view(b, nq, n, s, d).transpose(1, 2);                                 // [B, N, n_q, S, d]
         var ks = k.view(b, nkv, n, s, d).transpose(1, 2);                                // [B, N, n_kv, S, d]
         var vs = v.view(b, nkv, n, s, d).transpose(1, 2);
-        Tensor TokensOnly(Tensor qx, Tensor kx, Tensor vx)                                // [B, n', ...] → [B, n', n_q, S, d]
+        // segments first .. first+count-1, with or without their memory → [B, count, n_q, S, d]
+        Tensor Run(long first, long count, Tensor? km, Tensor? vm)
         {
-            long nn_ = qx.shape[1];
-            var o = nn.functional.scaled_dot_product_attention(qx.reshape(b * nn_, nq, s, d),
-                RepeatKv(kx.reshape(b * nn_, nkv, s, d), nq / nkv), RepeatKv(vx.reshape(b * nn_, nkv, s, d), nq / nkv),
-                is_casual: true);
-            return o.view(b, nn_, nq, s, d);
+            Tensor Rows(Tensor x, long heads) => x.narrow(1, first, count).reshape(b * count, heads, x.shape[3], d);
+            var o = CausalWithMemory(Rows(qs, nq), Rows(ks, nkv), Rows(vs, nkv),
+                km is null ? null : Rows(km, nkv), vm is null ? null : Rows(vm, nkv));
+            return o.view(b, count, nq, s, d);
         }
         Tensor result;
-        if (mem is null) result = TokensOnly(qs, ks, vs);
+        if (mem is null) result = Run(0, n, null, null);
         else
         {
             long first = shift ? 1 : 0;                                                  // segments with memory
             long nm = n - first;
             var parts = new List<Tensor>();
-            if (shift) parts.Add(TokensOnly(qs.narrow(1, 0, 1), ks.narrow(1, 0, 1), vs.narrow(1, 0, 1)));
+            if (shift) parts.Add(Run(0, 1, null, null));
             if (nm > 0)
             {
                 long p = mem.shape[2];
-                var memUse = mem.narrow(1, first, nm);                                   // [B, nm, P, H]
-                var km = kProj(memUse).view(b, nm, p, nkv, d).transpose(2, 3).to(k.dtype); // [B, nm, n_kv, P, d]
-                var vm = vProj(memUse).view(b, nm, p, nkv, d).transpose(2, 3).to(v.dtype);
-                var kk = cat(new[] { km, ks.narrow(1, first, nm) }, 3).reshape(b * nm, nkv, p + s, d);
-                var vv = cat(new[] { vm, vs.narrow(1, first, nm) }, 3).reshape(b * nm, nkv, p + s, d);
-                var qq = qs.narrow(1, first, nm);
-                qq = cat(new[] { zeros(new long[] { b, nm, nq, p, d }, q.dtype, q.device), qq }, 3).reshape(b * nm, nq, p + s, d);
-                var o = nn.functional.scaled_dot_product_attention(qq, RepeatKv(kk, nq / nkv), RepeatKv(vv, nq / nkv),
-                    is_casual: true);
-                parts.Add(o.narrow(2, p, s).view(b, nm, nq, s, d));
+                var memK = kProj(mem).view(b, n, p, nkv, d).transpose(2, 3);               // [B, N, n_kv, P, d]
+                var memV = vProj(mem).view(b, n, p, nkv, d).transpose(2, 3);
+                parts.Add(Run(first, nm, memK, memV));
             }
             result = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);
         }
         return result.permute(0, 1, 3, 2, 4).reshape(b, t, nq * d);                      // [B, T, n_q·d]
+    }
+
+    /// <summary>
+    /// Causal attention of q [R, n_q, S, d] over [memory ; tokens] with every memory slot visible to every query:
+    /// km/vm [R, n_kv, P, d] (null = no memory), k/v [R, n_kv, S, d]. P zero query rows go in front so that SDPA's
+    /// top-left causal flag gives the bottom-right rule; they are dropped. Returns [R, n_q, S, d].
+    /// </summary>
+    private static Tensor CausalWithMemory(Tensor q, Tensor k, Tensor v, Tensor? km, Tensor? vm)
+    {
+        long r = q.shape[0], nq = q.shape[1], s = q.shape[2], d = q.shape[3], rep = nq / k.shape[1];
+        if (km is null || vm is null)
+            return nn.functional.scaled_dot_product_attention(q, RepeatKv(k, rep), RepeatKv(v, rep), is_casual: true);
+        long p = km.shape[2];
+        var kk = cat(new[] { km.to(k.dtype), k }, 2);
+        var vv = cat(new[] { vm.to(v.dtype), v }, 2);
+        var qq = cat(new[] { zeros(new long[] { r, nq, p, d }, q.dtype, q.device), q }, 2);
+        return nn.functional.scaled_dot_product_attention(qq, RepeatKv(kk, rep), RepeatKv(vv, rep), is_casual: true).narrow(2, p, s);
     }
 
     private Tensor Segmented(Tensor hidden, Tensor mask, Tensor q, Tensor k, Tensor v,
