@@ -31,7 +31,8 @@ public static class Peer
         // Which OpenBLAS kernel does the peer's torch pick? Override only a mis-detection (checked, not guessed).
         var env = new Dictionary<string, string>();
         var core = DetectedCore(exe, prefix);
-        string blas = core is null ? "OpenBLAS core: unknown" : $"OpenBLAS core: {core} (detected)";
+        string blas = core is null ? "OpenBLAS reported no core: not loaded? (reference BLAS is ~50x slower; install libopenblas0-pthread)"
+            : $"OpenBLAS core: {core} (detected)";
         if (core is not null && PreAvx2Cores.Contains(core) && CpuFlags() is { } flags && (flags.Contains("avx512f") || flags.Contains("avx2")))
         {
             env["OPENBLAS_CORETYPE"] = flags.Contains("avx512f") ? "SkylakeX" : "Haswell";

@@ -68,6 +68,24 @@ public class StreamingTests
         Close.Check(tensor(oneShot.LogProbs), tensor(stream.LogProbs), 1e-5, $"{model} {mode} S={segment} T={length}: stream vs one-shot");
     }
 
+    /// <summary>Memory flat on long streams: no tensor outlives a Score call, whatever the stream length.</summary>
+    [Fact]
+    public void StreamingLeavesNoTensorsBehind()
+    {
+        var hici = HiciConfig.Load(Folder("qwen3")) with { CausalMode = HiciCausalMode.CausalShift, SegmentSize = 4 };
+        using var lm = Load("qwen3", hici);
+        var stats = DisposeScopeManager.Statistics.TensorStatistics;
+        var ids = Enumerable.Range(0, 64).Select(i => (long)(i * 7 % lm.Config.VocabSize)).ToArray();
+        HiciStreamScorer.Score(lm, ids.Take(16).ToArray());                            // warm-up (lazy tables)
+        long before = stats.ThreadTotalLiveCount;
+        HiciStreamScorer.Score(lm, ids.Take(16).ToArray());
+        long afterShort = stats.ThreadTotalLiveCount;
+        HiciStreamScorer.Score(lm, ids);
+        long afterLong = stats.ThreadTotalLiveCount;
+        Assert.Equal(before, afterShort);
+        Assert.Equal(before, afterLong);
+    }
+
     [Fact]
     public void LeakingModesAreRefused()
     {
