@@ -21,6 +21,8 @@ public static class CliApp
         root.Subcommands.Add(MergeCommand.Build());
         root.Subcommands.Add(ConvertTrainableCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
+        root.Subcommands.Add(EvalCommand.Build());
+        root.Subcommands.Add(I3Command.Build());
         return root;
     }
 

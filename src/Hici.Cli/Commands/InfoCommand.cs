@@ -25,6 +25,7 @@ public static class InfoCommand
         {
             string dir = pr.GetValue(model)!;
             if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
+            if (Hici.I3.I3Config.IsI3Folder(dir)) throw new HiciException($"{dir}: an i3 model folder; use hici i3 info --model {dir}");
             var cfg = HfConfigReader.Read(dir);
             var dtype = Common.ParseDtype(pr.GetValue(Common.Dtype)!);
             Common.InitTorch(pr);

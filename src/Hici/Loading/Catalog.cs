@@ -21,5 +21,6 @@ public static class Catalog
     /// </summary>
     public static readonly IReadOnlyDictionary<string, IModelFamily> ModelTypes = new Dictionary<string, IModelFamily>(StringComparer.Ordinal)
     {
+        [Hici.I3.I3Config.ModelType] = Hici.I3.I3Family.Instance,
     };
 }
