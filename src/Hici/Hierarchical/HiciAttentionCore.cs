@@ -31,7 +31,8 @@ public sealed class HiciAttentionCore
 
     /// <summary>
     /// True (default): inputs without padding run the mask-free causal path (<see cref="SegmentedCausal"/>);
-    /// false forces the dense masked path, which the padded case always takes (tests compare the two).
+    /// false forces the dense masked path, which the padded case and a set <see cref="MassObserver"/> always take
+    /// (tests compare the two).
     /// </summary>
     public bool UseFastPath { get; set; } = true;
 
@@ -60,7 +61,7 @@ public sealed class HiciAttentionCore
         long b = hidden.shape[0], t = hidden.shape[1];
         CheckShapes(hidden, mask, q, k, v);
         int s = Segmenter.TrainingSegmentSize((int)t, layerIdx, training);
-        var result = mask is null && UseFastPath
+        var result = mask is null && UseFastPath && MassObserver is null
             ? SegmentedCausal(hidden, q, k, v, kProj, vProj, s, useMemory: true)
             : Segmented(hidden, mask is null ? ones(b, t, ScalarType.Bool, hidden.device) : mask.to(ScalarType.Bool),
                 q, k, v, kProj, vProj, s, useMemory: true);
@@ -91,7 +92,7 @@ public sealed class HiciAttentionCore
             v = nn.functional.pad(v, new long[] { 0, 0, 0, pad });
         }
         bool useMemory = tp / s > 1 || Config.InferenceSingleSegment;
-        var result = mask is null && tp == t && UseFastPath
+        var result = mask is null && tp == t && UseFastPath && MassObserver is null
             ? SegmentedCausal(hidden, q, k, v, kProj, vProj, s, useMemory)
             : Segmented(hidden, m, q, k, v, kProj, vProj, s, useMemory);
         if (tp != t) result = result.narrow(1, 0, t);
