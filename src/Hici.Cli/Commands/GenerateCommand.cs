@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hici.Runtime;
 using Hici.Generation;
 using Hici.IO;
 using Hici.Models;
@@ -61,7 +62,7 @@ public static class GenerateCommand
 
             var dtype = Common.ParseDtype(pr.GetValue(Common.Dtype)!);
             var device = Common.ParseDevice(pr.GetValue(Common.Device)!);
-            CheckCacheFits(cfg, dtype, ids.Length, pr.GetValue(maxNew), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            CheckCacheFits(cfg, dtype, ids.Length, pr.GetValue(maxNew), MemoryEstimate.Available, pr.GetValue(Common.Force));
             if ((long)ids.Length + pr.GetValue(maxNew) > cfg.MaxPositionEmbeddings)
                 Console.Error.WriteLine($"note: {ids.Length} prompt + {pr.GetValue(maxNew)} new tokens can pass max_position_embeddings {cfg.MaxPositionEmbeddings}" +
                                         (cfg.RopeScaling is null ? "; the model was not trained for such positions (no rope_scaling)" : $" (rope_scaling {cfg.RopeScaling.Type} ×{cfg.RopeScaling.Factor})"));
@@ -91,15 +92,12 @@ public static class GenerateCommand
     /// The KV cache is preallocated for prompt + --max-new-tokens positions, so a huge bound would allocate (or be
     /// killed allocating) before the first token; refuse it while it is still a flag the user can change.
     /// </summary>
-    public static void CheckCacheFits(ModelConfig cfg, TorchSharp.torch.ScalarType dtype, int promptTokens, int maxNew, long memoryBytes)
+    public static void CheckCacheFits(ModelConfig cfg, TorchSharp.torch.ScalarType dtype, int promptTokens, int maxNew, long memoryBytes, bool force = false)
     {
         long positions = (long)promptTokens + maxNew;
         if (positions > int.MaxValue)
             throw new HiciException($"--max-new-tokens {maxNew}: prompt ({promptTokens} tokens) + max new tokens exceeds {int.MaxValue} positions");
-        double bytes = KvCache.RequiredBytes(cfg, 1, positions, dtype);
-        if (bytes > memoryBytes)
-            throw new HiciException($"--max-new-tokens {maxNew}: the KV cache for {positions} positions needs {bytes / (1L << 30):F1} GiB, " +
-                                    $"more than this machine's {memoryBytes / (double)(1L << 30):F1} GiB of memory");
+        MemoryEstimator.Generate(cfg, dtype, promptTokens, maxNew).EnsureFits(memoryBytes, force, $"--max-new-tokens {maxNew}", "lower it");
     }
 
     static string Reason(StopReason r) => r switch { StopReason.Eos => "eos", StopReason.StopString => "stop string", _ => "max tokens" };

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
+using Hici.Runtime;
 
 namespace Hici.Cli.Commands;
 
@@ -63,6 +64,8 @@ public static class ScoreCommand
                 : EncodeText(textPath!, pr.GetValue(tokenizer) ?? dir, vocab);
             string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
 
+            MemoryEstimator.Score(cfg, dtype, tokens.Length, pr.GetValue(chunk), kind == AttentionKind.Hici ? hc : null)
+                .EnsureFits(force: pr.GetValue(Common.Force), subject: idsPath ?? textPath, advice: "score a shorter input, lower --chunk, or use --dtype bf16");
             if (pr.GetValue(outFile) is { } outPath) CheckOutPath(outPath);
             string? adapterDir = pr.GetValue(Adapter);
             if (adapterDir is not null && !Directory.Exists(adapterDir)) throw new HiciException($"{adapterDir}: no such adapter folder");
@@ -127,16 +130,13 @@ public static class ScoreCommand
                $"(M={c.LocalSlots} K={c.GlobalSlots} h={c.NumHeads} β={c.BottleneckDim} C={c.SharedCompressDim})";
     }
 
+    /// <summary>Input limits: 1 GiB of text, and an id list of up to ~100M ids (a JSON document costs about its size again).</summary>
+    public const long MaxTextBytes = 1L << 30, MaxIdsBytes = 1L << 30;
+
     /// <summary>The text file's ids under the tokenizer; the tokenizer must fit the model's vocabulary.</summary>
     public static long[] EncodeText(string path, string tokenizerPath, long vocab)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        const long maxBytes = 1L << 30;
-        if (new FileInfo(path).Length > maxBytes) throw new HiciException($"{path}: larger than 1 GiB; split it or tokenize it to a .bin corpus first");
-        string content;
-        try { content = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path)); }
-        catch (System.Text.DecoderFallbackException) { throw new HiciException($"{path}: not valid UTF-8 text"); }
-        if (content.Length > 0 && content[0] == '\uFEFF') content = content[1..];   // a BOM is file framing, not text
+        string content = InputFiles.ReadText(path, MaxTextBytes);   // a BOM is file framing, not text: dropped
         if (Directory.Exists(tokenizerPath) && !File.Exists(Path.Combine(tokenizerPath, "tokenizer.json")))
             throw new HiciException($"{tokenizerPath}: no tokenizer.json to encode --text with; pass --tokenizer DIR, or score token ids with --ids FILE.json");
         var tok = Hici.Text.HfTokenizer.Load(tokenizerPath);
@@ -150,11 +150,7 @@ public static class ScoreCommand
     /// <summary>A JSON array of integers in [0, vocab). Errors name the file, the position and the value.</summary>
     public static long[] ReadIds(string path, int vocab)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
-        catch (JsonException e) { throw new HiciException($"{path}: not valid JSON ({e.Message})"); }
-        using (doc)
+        using (var doc = JsonFiles.Read(path, MaxIdsBytes))
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Array)
@@ -177,6 +173,7 @@ public static class ScoreCommand
     /// <summary>--out is checked before the model loads, so a typo in it does not cost a whole scoring run.</summary>
     internal static void CheckOutPath(string path)
     {
+        InputFiles.CheckPath(path, "--out");
         if (Directory.Exists(path)) throw new HiciException($"--out {path}: is a folder; give a file name");
         var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(folder)) throw new HiciException($"--out {path}: folder {folder} does not exist");

@@ -102,7 +102,8 @@ public static class LoraMerge
 
         var output = order.Select(k => (k, Cast(tensors[k], outType))).ToList();
         var hiciOut = hici.Select(kv => (kv.Key, Cast(kv.Value, outType))).ToList();
-        WriteFolder(outputDir, tmp =>
+        // Written into a hidden sibling folder and renamed into place: a failed or killed merge leaves nothing behind.
+        AtomicFile.WriteFolder(outputDir, tmp =>
         {
             SafeTensorsShardedWriter.Save(tmp, output, options.MaxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
             if (hiciOut.Count > 0)
@@ -126,30 +127,9 @@ public static class LoraMerge
 
     private static void CheckOutput(string outputDir)
     {
+        InputFiles.CheckPath(outputDir, "--output");
         if (File.Exists(outputDir)) throw new HiciException($"{outputDir}: exists and is a file; the merge writes a folder");
         if (Directory.Exists(outputDir) && Directory.EnumerateFileSystemEntries(outputDir).Any())
             throw new HiciException($"{outputDir}: exists and is not empty; choose a new output folder");
-    }
-
-    /// <summary>Writes into a hidden sibling folder and renames it into place, so a failed merge leaves nothing behind.</summary>
-    private static void WriteFolder(string outputDir, Action<string> write)
-    {
-        var full = Path.GetFullPath(outputDir).TrimEnd(Path.DirectorySeparatorChar);
-        var parent = Path.GetDirectoryName(full)!;
-        var tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid().ToString("N")[..8]}");
-        try
-        {
-            Directory.CreateDirectory(tmp);
-            write(tmp);
-            if (Directory.Exists(full)) Directory.Delete(full);   // empty (checked before the merge)
-            Directory.Move(tmp, full);
-        }
-        catch (Exception e)
-        {
-            try { if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true); } catch (IOException) { }
-            if (e is IOException or UnauthorizedAccessException)
-                throw new HiciException($"{outputDir}: cannot write the merged model ({e.Message})", e);
-            throw;
-        }
     }
 }
