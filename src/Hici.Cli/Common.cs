@@ -93,9 +93,12 @@ public static class Common
         catch (Exception e)
         {
             var (exit, line) = Classify(e);
+            // A user error stays one line; a cut message says where the rest is.
+            if (exit == 1 && !verbose && line.Length < e.Message.Trim().Length && !line.EndsWith("--verbose)", StringComparison.Ordinal))
+                line += " (details: --verbose)";
             Console.Error.WriteLine(exit == 1 ? $"hici: error: {line}" : $"hici: internal error: {line}");
             if (verbose) Console.Error.WriteLine(e);
-            else if (exit != 1 || OneLine(e.Message) != e.Message.Trim()) Console.Error.WriteLine("(run with --verbose for details)");
+            else if (exit != 1) Console.Error.WriteLine("(run with --verbose for the stack trace)");
             return exit;
         }
     }
@@ -129,7 +132,7 @@ public static class Common
 
     static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) == 28 /* ENOSPC */ || e.Message.Contains("No space left", StringComparison.Ordinal);
 
-    /// <summary>The first line of a message, without libtorch's "Exception raised from …" tail, at most 400 characters.</summary>
+    /// <summary>The first line of a message, without libtorch's "Exception raised from …" tail, at most 4000 characters.</summary>
     public static string OneLine(string message)
     {
         var s = message.Replace("\r", "");
@@ -138,6 +141,6 @@ public static class Common
         int raised = s.IndexOf("Exception raised from", StringComparison.Ordinal);
         if (raised > 0) s = s[..raised];
         s = s.Trim();
-        return s.Length > 400 ? s[..397] + "..." : s;
+        return s.Length > 4000 ? s[..3997] + "..." : s;
     }
 }
