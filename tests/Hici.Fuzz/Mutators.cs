@@ -39,7 +39,7 @@ public static class Mutators
                 case 2: { int i = r.Next(n + 1); b.InsertRange(i, RandomBytes(r, 1 + r.Next(16))); break; }
                 case 3 when n > 0: { int i = r.Next(n); b.RemoveRange(i, Math.Min(n - i, 1 + r.Next(64))); break; }
                 case 4 when n > 0: { int i = r.Next(n), len = Math.Min(n - i, 1 + r.Next(256)); b.InsertRange(r.Next(b.Count + 1), b.GetRange(i, len)); break; }
-                case 5 when n > 0: b.RemoveRange(r.Next(n), n - r.Next(n)); break;                       // truncate
+                case 5 when n > 0: { int i = r.Next(n); b.RemoveRange(i, n - i); break; }                  // truncate
                 case 6: b.AddRange(RandomBytes(r, 1 + r.Next(r.Next(2) == 0 ? 8 : 4096))); break;          // append junk
                 case 7: b.InsertRange(r.Next(n + 1), BadUtf8[r.Next(BadUtf8.Length)]); break;
                 case 8: b.InsertRange(r.Next(n + 1), Encoding.UTF8.GetBytes(JsonTokens[r.Next(JsonTokens.Length)])); break;

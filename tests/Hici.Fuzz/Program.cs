@@ -34,8 +34,9 @@ if (a.Contains("--worker"))
     {
         stdout.WriteLine($"@@START {i}");
         stdout.Flush();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
         var r = cases.Run(seed, i);
-        stdout.WriteLine($"@@DONE {r.Case}\t{r.Kind}\t{r.Target}\t{r.Verdict}\t{r.Detail.Replace('\t', ' ')}");
+        stdout.WriteLine($"@@DONE {r.Case}\t{r.Kind}\t{r.Target}\t{r.Verdict}\t{sw.Elapsed.TotalMilliseconds:F0}\t{r.Detail.Replace('\t', ' ')}");
         stdout.Flush();
         if (i % 200 == 199) GC.Collect();
     }

@@ -59,7 +59,12 @@ public sealed class Supervisor(FuzzOptions o)
             psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_GCHeapHardLimit"] = "0x" + o.HeapLimitBytes.ToString("X");
         using var p = Process.Start(psi)!;
-        p.ErrorDataReceived += (_, _) => { };   // drained: native code may write there
+        var stderr = new Queue<string>();
+        p.ErrorDataReceived += (_, e) =>   // drained (native code may write there); the tail explains a crash
+        {
+            if (e.Data is null) return;
+            lock (stderr) { stderr.Enqueue(e.Data); if (stderr.Count > 8) stderr.Dequeue(); }
+        };
         p.BeginErrorReadLine();
         int current = from;
         var caseStart = Stopwatch.StartNew();
@@ -79,7 +84,7 @@ public sealed class Supervisor(FuzzOptions o)
                 else if (line.StartsWith("@@DONE ", StringComparison.Ordinal))
                 {
                     var f = line[7..].Split('\t');
-                    _outcomes.Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 4 ? f[4] : ""));
+                    _outcomes.Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 5 ? f[5] : "") { Milliseconds = double.Parse(f[4]) });
                     current = int.Parse(f[0]) + 1;
                     if (_outcomes.Count % 500 == 0)
                         Console.Error.WriteLine($"[fuzz] {_outcomes.Count} cases, {total.Elapsed.TotalSeconds:F0} s, " +
@@ -95,7 +100,9 @@ public sealed class Supervisor(FuzzOptions o)
         p.WaitForExit();
         if (current < end && p.ExitCode != 0)
         {
-            _outcomes.Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", Verdict.Fault, $"worker died with exit code {p.ExitCode}"));
+            string tail;
+            lock (stderr) tail = string.Join(" | ", stderr.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)));
+            _outcomes.Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", Verdict.Fault, $"worker died with exit code {p.ExitCode}: {Cases.Short(tail)}"));
             return current + 1;
         }
         return Math.Max(current, end);
@@ -127,11 +134,13 @@ public sealed class Supervisor(FuzzOptions o)
         sb.AppendLine($"hici fuzz: {_outcomes.Count} cases (seed {o.Seed}, cases {o.Start}..{o.Start + o.Iterations - 1}) in {elapsed.TotalSeconds:F0} s; " +
                       $"limits {o.CaseTimeLimit.TotalSeconds:F0} s per case, {o.MemoryLimitBytes >> 20} MiB RSS, {o.HeapLimitBytes >> 20} MiB managed heap");
         sb.AppendLine();
-        sb.AppendLine("| input kind | target | cases | clean error | success | internal fault | hang | memory |");
-        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| input kind | target | cases | clean error | success | internal fault | hang | memory | mean ms | max ms |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var g in _outcomes.GroupBy(x => (x.Kind, x.Target)).OrderBy(g => Array.IndexOf(Cases.Kinds, g.Key.Kind)).ThenBy(g => g.Key.Target))
             sb.AppendLine(Row(g.Key.Kind, g.Key.Target, g.ToList()));
         sb.AppendLine(Row("**all**", "", _outcomes));
+        sb.AppendLine();
+        sb.AppendLine("Slowest: " + string.Join(", ", _outcomes.OrderByDescending(x => x.Milliseconds).Take(5).Select(x => $"case {x.Case} {x.Kind}/{x.Target} {x.Milliseconds:F0} ms")));
         var bad = _outcomes.Where(x => x.Verdict is Verdict.Fault or Verdict.Hang or Verdict.Memory).ToList();
         if (bad.Count > 0)
         {
@@ -145,5 +154,6 @@ public sealed class Supervisor(FuzzOptions o)
 
     static string Row(string kind, string target, List<Outcome> xs) =>
         $"| {kind} | {target} | {xs.Count} | {xs.Count(x => x.Verdict == Verdict.Clean)} | {xs.Count(x => x.Verdict == Verdict.Success)} | " +
-        $"{xs.Count(x => x.Verdict == Verdict.Fault)} | {xs.Count(x => x.Verdict == Verdict.Hang)} | {xs.Count(x => x.Verdict == Verdict.Memory)} |";
+        $"{xs.Count(x => x.Verdict == Verdict.Fault)} | {xs.Count(x => x.Verdict == Verdict.Hang)} | {xs.Count(x => x.Verdict == Verdict.Memory)} | " +
+        $"{(xs.Count > 0 ? xs.Average(x => x.Milliseconds) : 0):F0} | {(xs.Count > 0 ? xs.Max(x => x.Milliseconds) : 0):F0} |";
 }

@@ -13,15 +13,16 @@ public static class JsonFiles
 
     public static JsonDocument Read(string path, long maxBytes, int maxDepth = 64) => Parse(path, ReadLimited(path, maxBytes), maxDepth);
 
-    public static JsonDocument Parse(string origin, byte[] bytes, int maxDepth = 64) => Parse(origin, bytes.AsMemory(), maxDepth);
+    public static JsonDocument Parse(string origin, byte[] bytes, int maxDepth = 64, bool strict = false) => Parse(origin, bytes.AsMemory(), maxDepth, strict);
 
-    public static JsonDocument Parse(string origin, ReadOnlyMemory<byte> bytes, int maxDepth = 64)
+    /// <param name="strict">plain JSON only (no comments, trailing commas or BOM), as a format like safetensors requires</param>
+    public static JsonDocument Parse(string origin, ReadOnlyMemory<byte> bytes, int maxDepth = 64, bool strict = false)
     {
         InputFiles.CheckUtf8(bytes.Span, origin);
         // Editors on Windows add a BOM; the JSON reader does not skip it on byte input.
-        if (bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
+        if (!strict && bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
         var options = new JsonDocumentOptions
-        { MaxDepth = maxDepth, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+        { MaxDepth = maxDepth, CommentHandling = strict ? JsonCommentHandling.Disallow : JsonCommentHandling.Skip, AllowTrailingCommas = !strict };
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes, options); }
         catch (JsonException e)

@@ -47,13 +47,7 @@ public sealed class SafeTensorsHeader
 
     internal static SafeTensorsHeader Parse(string path, byte[] json, long dataLength, long dataStart)
     {
-        try { new UTF8Encoding(false, true).GetCharCount(json); }
-        catch (DecoderFallbackException) { throw new HiciException($"{path}: header is not valid UTF-8"); }
-
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 }); }
-        catch (JsonException e) { throw new HiciException($"{path}: header is not valid JSON ({e.Message})"); }
-        using (doc)
+        using (var doc = JsonFiles.Parse($"{path}: header", json, maxDepth: 16, strict: true))
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new HiciException($"{path}: header JSON must be an object, got {doc.RootElement.ValueKind}");
