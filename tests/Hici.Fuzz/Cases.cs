@@ -47,7 +47,9 @@ public sealed class Cases
         File.WriteAllBytes(Path.Combine(_baseModel, "tokenizer.json"), seeds.ByteLevelTokenizer);
         _fifo = Path.Combine(scratch, "fifo");
         if (!File.Exists(_fifo) && OperatingSystem.IsLinux()) _ = MkFifo(_fifo, 0x180);
-        var dll = Path.Combine(seeds.Root, "src", "Hici.Cli", "bin", Configuration(), "net10.0", "hici.dll");
+        // The hici copied beside this harness (a build of the same sources), else the CLI project's own output.
+        var dll = Path.Combine(AppContext.BaseDirectory, "hici.dll");
+        if (!File.Exists(dll)) dll = Path.Combine(seeds.Root, "src", "Hici.Cli", "bin", Configuration(), "net10.0", "hici.dll");
         _hiciDll = File.Exists(dll) ? dll : null;
     }
 

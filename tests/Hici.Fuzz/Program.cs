@@ -13,7 +13,7 @@ int GetInt(string name, int d) => Get(name) is { } s ? int.Parse(s, CultureInfo.
 if (a.Contains("--help") || a.Contains("-h"))
 {
     Console.WriteLine("""
-        Hici.Fuzz [--iterations N (3000)] [--seed S (1)] [--start I (0)] [--time-limit SEC (20)] [--memory-limit-mb MB (4096)]
+        Hici.Fuzz [--root REPO] [--iterations N (3000)] [--seed S (1)] [--start I (0)] [--time-limit SEC (20)] [--memory-limit-mb MB (4096)]
                   [--heap-limit-mb MB (2048)] [--process-share F (0.01)] [--report FILE.md] [--replay N]
         Mutates safetensors, config.json, tokenizer.json, trainable_params.bin, PEFT adapters, --ids JSON, text and flags,
         runs them through the library loaders and the hici command tree, and counts clean errors, successes, internal
@@ -22,7 +22,7 @@ if (a.Contains("--help") || a.Contains("-h"))
     return 0;
 }
 
-var seeds = new Seeds(Seeds.FindRoot());
+var seeds = new Seeds(Get("--root") ?? Seeds.FindRoot());
 int seed = GetInt("--seed", 1);
 
 if (a.Contains("--worker"))
@@ -62,4 +62,5 @@ return new Supervisor(new FuzzOptions
     HeapLimitBytes = (long)GetInt("--heap-limit-mb", 2048) << 20,
     ProcessShare = double.Parse(Get("--process-share") ?? "0.01", CultureInfo.InvariantCulture),
     ReportPath = Get("--report"),
+    Root = Get("--root"),
 }).Run();

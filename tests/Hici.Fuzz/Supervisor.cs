@@ -14,6 +14,8 @@ public sealed record FuzzOptions
     public long HeapLimitBytes { get; init; } = 2L << 30;
     public double ProcessShare { get; init; } = 0.01;
     public string? ReportPath { get; init; }
+    /// <summary>Repository root for the seed fixtures (default: found above the harness).</summary>
+    public string? Root { get; init; }
 }
 
 /// <summary>
@@ -57,6 +59,7 @@ public sealed class Supervisor(FuzzOptions o)
         foreach (var a in new[] { "--worker", "--seed", o.Seed.ToString(), "--start", from.ToString(), "--iterations", (end - from).ToString(),
                                   "--process-share", o.ProcessShare.ToString(System.Globalization.CultureInfo.InvariantCulture), "--scratch", scratch })
             psi.ArgumentList.Add(a);
+        if (o.Root is not null) { psi.ArgumentList.Add("--root"); psi.ArgumentList.Add(o.Root); }
         psi.Environment["DOTNET_GCHeapHardLimit"] = "0x" + o.HeapLimitBytes.ToString("X");
         using var p = Process.Start(psi)!;
         var stderr = new Queue<string>();
@@ -86,6 +89,8 @@ public sealed class Supervisor(FuzzOptions o)
                     var f = line[7..].Split('\t');
                     _outcomes.Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 5 ? f[5] : "") { Milliseconds = double.Parse(f[4]) });
                     current = int.Parse(f[0]) + 1;
+                    if (_outcomes.Count % 2000 == 0 && o.ReportPath is { } rp)
+                        File.WriteAllText(rp, "(partial)\n" + Table(total.Elapsed));
                     if (_outcomes.Count % 500 == 0)
                         Console.Error.WriteLine($"[fuzz] {_outcomes.Count} cases, {total.Elapsed.TotalSeconds:F0} s, " +
                                                 $"{_outcomes.Count(x => x.Verdict is Verdict.Fault or Verdict.Hang or Verdict.Memory)} problems");

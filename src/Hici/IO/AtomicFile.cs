@@ -21,7 +21,7 @@ public static partial class AtomicFile
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
-                write(fs);
+                write(ThrottleMs is { } ms ? new ThrottledStream(fs, ms) : fs);
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, full, overwrite: true);
@@ -84,6 +84,36 @@ public static partial class AtomicFile
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // best effort: not ours to fail on
         }
+    }
+
+    /// <summary>
+    /// HICI_WRITE_THROTTLE_MS=N sleeps N ms per 4 KiB written, so kill tests can land a SIGKILL inside a write
+    /// (a real checkpoint takes seconds to write; the tests' tiny files take microseconds). Unset in normal use.
+    /// </summary>
+    static readonly int? ThrottleMs = int.TryParse(Environment.GetEnvironmentVariable("HICI_WRITE_THROTTLE_MS"), out var t) && t > 0 ? t : null;
+
+    sealed class ThrottledStream(Stream inner, int ms) : Stream
+    {
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            for (int i = 0; i < buffer.Length; i += 4096)
+            {
+                inner.Write(buffer[i..Math.Min(buffer.Length, i + 4096)]);
+                inner.Flush();
+                Thread.Sleep(ms);
+            }
+        }
+        public override void WriteByte(byte value) => inner.WriteByte(value);
+        public override void Flush() => inner.Flush();
+        public override bool CanRead => false;
+        public override bool CanSeek => inner.CanSeek;
+        public override bool CanWrite => true;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => inner.Position = value; }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+        public override void SetLength(long value) => inner.SetLength(value);
     }
 
     /// <summary>Whether <paramref name="path"/> is one of our temp entries (for tests and tools).</summary>
