@@ -87,7 +87,7 @@ public sealed class Supervisor(FuzzOptions o)
                 else if (line.StartsWith("@@DONE ", StringComparison.Ordinal))
                 {
                     var f = line[7..].Split('\t');
-                    _outcomes.Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 5 ? f[5] : "") { Milliseconds = double.Parse(f[4]) });
+                    Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 5 ? f[5] : "") { Milliseconds = double.Parse(f[4]) });
                     current = int.Parse(f[0]) + 1;
                     if (_outcomes.Count % 2000 == 0 && o.ReportPath is { } rp)
                         File.WriteAllText(rp, "(partial)\n" + Table(total.Elapsed));
@@ -107,16 +107,23 @@ public sealed class Supervisor(FuzzOptions o)
         {
             string tail;
             lock (stderr) tail = string.Join(" | ", stderr.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)));
-            _outcomes.Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", Verdict.Fault, $"worker died with exit code {p.ExitCode}: {Cases.Short(tail)}"));
+            Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", Verdict.Fault, $"worker died with exit code {p.ExitCode}: {Cases.Short(tail)}"));
             return current + 1;
         }
         return Math.Max(current, end);
     }
 
+    void Add(Outcome x)
+    {
+        _outcomes.Add(x);
+        if (x.Verdict is Verdict.Fault or Verdict.Hang or Verdict.Memory)
+            Console.Error.WriteLine($"[fuzz] case {x.Case} {x.Kind}/{x.Target}: {x.Verdict}: {x.Detail}");
+    }
+
     int Kill(Process p, int current, Verdict v, string detail)
     {
         try { p.Kill(entireProcessTree: true); p.WaitForExit(); } catch (Exception) { }
-        _outcomes.Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", v, detail));
+        Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", v, detail));
         return current + 1;
     }
 

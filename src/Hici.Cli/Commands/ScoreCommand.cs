@@ -65,7 +65,9 @@ public static class ScoreCommand
             string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
 
             MemoryEstimator.Score(cfg, dtype, tokens.Length, pr.GetValue(chunk), kind == AttentionKind.Hici ? hc : null)
-                .EnsureFits(force: pr.GetValue(Common.Force), subject: idsPath ?? textPath, advice: "score a shorter input, lower --chunk, or use --dtype bf16");
+                .EnsureFits(force: pr.GetValue(Common.Force), subject: idsPath ?? textPath, advice: kind == AttentionKind.Hici
+                    ? "score a shorter input, use smaller segments (--segment-size) or --dtype bf16"
+                    : "score a shorter input, lower --chunk, or use --dtype bf16");
             if (pr.GetValue(outFile) is { } outPath) CheckOutPath(outPath);
             string? adapterDir = pr.GetValue(Adapter);
             if (adapterDir is not null && !Directory.Exists(adapterDir)) throw new HiciException($"{adapterDir}: no such adapter folder");
