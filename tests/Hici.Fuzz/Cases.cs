@@ -87,37 +87,47 @@ public sealed class Cases
 
     // ---- kinds ----
 
-    (string, Verdict, string) SafeTensorsCase(Random r, string dir)
+    /// <summary>A copy of the base model with one file mutated, and the path to read it by (sometimes a special file).</summary>
+    (string Model, string File, string Path) MutatedModel(Random r, string dir, string name, Func<Random, byte[], byte[]> mutate)
     {
         var model = Path.Combine(dir, "model");
         CopyDir(_baseModel, model);
-        var file = Path.Combine(model, "model.safetensors");
-        File.WriteAllBytes(file, Mutators.SafeTensors(r, File.ReadAllBytes(file)));
-        var path = MaybeSpecial(r, file, dir);
+        var file = Path.Combine(model, name);
+        File.WriteAllBytes(file, mutate(r, File.ReadAllBytes(file)));
+        return (model, file, MaybeSpecial(r, file, dir));
+    }
+
+    /// <summary>For the CLI, a special file takes the real one's place in the model folder.</summary>
+    static void PutInPlace(string path, string file)
+    {
+        if (path == file) return;
+        File.Delete(file);
+        if (path.Length > 0) TryLink(path, file);
+    }
+
+    (string, Verdict, string) SafeTensorsCase(Random r, string dir)
+    {
+        var (model, file, path) = MutatedModel(r, dir, "model.safetensors", Mutators.SafeTensors);
         if (r.Next(2) == 0)
             return Library(() =>
             {
                 using var src = SafeTensorsWeightSource.Open(path);
                 foreach (var k in src.Keys) { using var t = src.Load(k); }
             });
-        if (path != file) { File.Delete(file); if (path.Length > 0) TryLink(path, file); }
+        PutInPlace(path, file);
         return Cli(r, "score", "--model", model, "--ids", WriteIds(dir), "--threads", "1");
     }
 
     (string, Verdict, string) ConfigCase(Random r, string dir)
     {
-        var model = Path.Combine(dir, "model");
-        CopyDir(_baseModel, model);
-        var file = Path.Combine(model, "config.json");
-        File.WriteAllBytes(file, Mutators.Json(r, File.ReadAllBytes(file)));
-        var path = MaybeSpecial(r, file, dir);
+        var (model, file, path) = MutatedModel(r, dir, "config.json", Mutators.Json);
         if (r.Next(3) == 0)
             return Library(() =>
             {
                 var cfg = HfConfigReader.Read(path);
                 _ = MemoryEstimator.Score(cfg, torch.ScalarType.Float32, 64, 512, null).Describe();
             });
-        if (path != file) { File.Delete(file); if (path.Length > 0) TryLink(path, file); }
+        PutInPlace(path, file);
         return r.Next(2) == 0
             ? Cli(r, "info", "--model", model)
             : Cli(r, "score", "--model", model, "--ids", WriteIds(dir), "--threads", "1");

@@ -50,11 +50,11 @@ public static class AuditCausalityCommand
             {
                 int n = pr.GetValue(length);
                 if (n < 2) throw new HiciException($"--length must be at least 2 (got {n})");
-                CheckFits(cfg, n, kind == AttentionKind.Hici ? hc : null, Common.ParseDtype(pr.GetValue(Common.Dtype)!), MemoryEstimate.Available, pr.GetValue(Common.Force), $"--length {n}");
+                CheckFits(cfg with { VocabSize = (int)Math.Min(vocab, int.MaxValue) }, n, kind == AttentionKind.Hici ? hc : null, Common.ParseDtype(pr.GetValue(Common.Dtype)!), MemoryEstimate.Available, pr.GetValue(Common.Force), $"--length {n}");
                 tokens = Enumerable.Range(0, n).Select(_ => (long)rng.Next((int)vocab)).ToArray();
             }
             if (pr.GetValue(ids) is not null)
-                CheckFits(cfg, tokens.Length, kind == AttentionKind.Hici ? hc : null, Common.ParseDtype(pr.GetValue(Common.Dtype)!), MemoryEstimate.Available, pr.GetValue(Common.Force), pr.GetValue(ids)!);
+                CheckFits(cfg with { VocabSize = (int)Math.Min(vocab, int.MaxValue) }, tokens.Length, kind == AttentionKind.Hici ? hc : null, Common.ParseDtype(pr.GetValue(Common.Dtype)!), MemoryEstimate.Available, pr.GetValue(Common.Force), pr.GetValue(ids)!);
             var segments = CausalityAudit.Segments(hc, kind, tokens.Length);
             int p = pr.GetValue(position) ?? CausalityAudit.DefaultPosition(segments, tokens.Length);
             if (p < 1 || p >= tokens.Length) throw new HiciException($"--position {p} is outside 1..{tokens.Length - 1}");

@@ -64,7 +64,8 @@ public static class ScoreCommand
                 : EncodeText(textPath!, pr.GetValue(tokenizer) ?? dir, vocab);
             string attention = DescribeAttention(kind, hc, tokens.Length, out string? leak);   // also checks the segment rule
 
-            MemoryEstimator.Score(cfg, dtype, tokens.Length, pr.GetValue(chunk), kind == AttentionKind.Hici ? hc : null)
+            // With --trainable the vocabulary is resized to its embedding rows: estimate with that size.
+            MemoryEstimator.Score(cfg with { VocabSize = (int)Math.Min(vocab, int.MaxValue) }, dtype, tokens.Length, pr.GetValue(chunk), kind == AttentionKind.Hici ? hc : null)
                 .EnsureFits(force: pr.GetValue(Common.Force), subject: idsPath ?? textPath, advice: kind == AttentionKind.Hici
                     ? "score a shorter input, use smaller segments (--segment-size) or --dtype bf16"
                     : "score a shorter input, lower --chunk, or use --dtype bf16");

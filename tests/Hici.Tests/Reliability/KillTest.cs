@@ -67,13 +67,18 @@ public static class KillTest
         return new KillTestResult(kills, oldIntact, complete, full.Elapsed);
     }
 
-    static Process Start(string[] args, int throttleMs)
+    static ProcessStartInfo Hici(string[] args, int throttleMs)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(HiciDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["HICI_WRITE_THROTTLE_MS"] = throttleMs.ToString();
-        var p = Process.Start(psi)!;
+        return psi;
+    }
+
+    static Process Start(string[] args, int throttleMs)
+    {
+        var p = Process.Start(Hici(args, throttleMs))!;
         p.OutputDataReceived += (_, _) => { };
         p.ErrorDataReceived += (_, _) => { };
         p.BeginOutputReadLine();
@@ -83,11 +88,7 @@ public static class KillTest
 
     static (int Code, string Err) RunToEnd(string[] args, int throttleMs)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(HiciDll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["HICI_WRITE_THROTTLE_MS"] = throttleMs.ToString();
-        using var p = Process.Start(psi)!;
+        using var p = Process.Start(Hici(args, throttleMs))!;
         var err = p.StandardError.ReadToEndAsync();
         _ = p.StandardOutput.ReadToEndAsync();
         Assert.True(p.WaitForExit(TimeSpan.FromMinutes(3)), "hici did not finish in 3 minutes");
