@@ -1,5 +1,6 @@
 """Independent plain-torch implementation of the HiCI reference math, written from
-shared/spec/hici-architecture.md (sections 2-6). Used only to make test fixtures; it needs torch
+the reference's llama_attn_hici.py / qwen3_attn_hici.py (LocalConstructorMulti,
+GlobalIntegratorShared, forward_flashattn_hierarchical[_inference]), as docs/hici.md describes them. Used only to make test fixtures; it needs torch
 (>= 1.13) and nothing else (no transformers, no flash-attn).
 
 Everything is written for clarity rather than speed: the per-segment attention is a Python loop over

@@ -13,7 +13,7 @@ tests/fixtures/hici/refdir-llama/   MHA, linear RoPE, untied lm_head; vocabulary
                                     global_memory / hierarchical_aggregator
 Each folder also holds a PEFT 0.5 adapter (adapter_config.json r=4 alpha=8 on q/k/v/o, adapter_model.safetensors
 bf16) whose LoRA covers the attention AND the HiCI-internal projections (local_constructor / global_integrator
-q/k/v/o_proj: PEFT's suffix match, spec §7.3; legacy module names in the Llama adapter), computed unmerged by
+q/k/v/o_proj: PEFT's suffix match of fine-tune_hici.py's target_modules; legacy module names in the Llama adapter), computed unmerged by
 the reference as W x + (alpha/r) B A x, here as the fp32 effective weight W + (alpha/r) B A.
 Each folder: config.json, model.safetensors, trainable_params.bin, adapter_*, and expected.safetensors:
     input_ids [32]                 ids < min(base, trained vocabulary) except one id of a new row (llama)

@@ -15,7 +15,7 @@ Per fixture folder (tests/fixtures/lora/<name>/, <name> = the model fixture used
     adapter/adapter_model.bin             the same tensors through torch.save (zip + pickle)
     expected.safetensors                  input_ids [T] (same ids as the model fixture)
                                           logprobs_fp32 [T, V]  base + LoRA
-qwen3-gqa only, the published HiCI checkpoint layout (architecture spec §7.3-7.5, pipelines §1.8):
+qwen3-gqa only, the published HiCI checkpoint layout (get_trainable_weights.py's split, LoRA on the HiCI projections):
     adapter-hici/                         attention LoRA + LoRA on the HiCI modules' q/k/v/o projections,
                                           the HiCI keys under the legacy prefixes global_memory /
                                           hierarchical_aggregator (bf16)
@@ -130,7 +130,7 @@ def fresh(folder):
             os.remove(os.path.join(dirpath, f))
 
 
-# ---------------------------------------------------------------- HiCI-shaped tensors (spec §7.2)
+# ---------------------------------------------------------------- HiCI-shaped tensors (keys as register_hici_to_model names them)
 
 HICI_BETA = 16     # LocalConstructor bottleneck β
 HICI_D = 16        # GlobalIntegrator width D

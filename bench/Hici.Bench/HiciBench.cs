@@ -24,12 +24,12 @@ public static class HiciBench
 
     public static void Run(int[] lengths, double matmulGflops)
     {
-        var baseCfg = BenchModel.Config(lengths.Max()) with { Hici = Config };
+        var baseCfg = BenchModel.Config(lengths.Max()) with { Attention = HiciAttentionOptions.Setting(Config, run: false) };
         Console.WriteLine($"HiCI: M={Config.LocalSlots} K={Config.GlobalSlots} h={Config.NumHeads} β={Config.BottleneckDim} C={Config.SharedCompressDim}, " +
                           $"4 segments (ratio 1/4), causal_gi, training forward; fp32; {HiciParameterCount.For(baseCfg, Config).PerLayer / 1e6:F2}M HiCI parameters per layer");
         using var weights = RandomWeights.For(baseCfg, seed: 0);
-        using var full = CausalLM.Load(baseCfg with { Attention = AttentionKind.Full }, weights, ScalarType.Float32);
-        using var hici = CausalLM.Load(baseCfg with { Attention = AttentionKind.Hici }, weights, ScalarType.Float32);
+        using var full = CausalLM.Load(baseCfg, weights, ScalarType.Float32);
+        using var hici = CausalLM.Load(baseCfg with { Attention = HiciAttentionOptions.Setting(Config) }, weights, ScalarType.Float32);
         full.eval();
         hici.eval();
         using var noGrad = no_grad();
@@ -111,7 +111,7 @@ public static class HiciBench
     /// <summary>The FLOP model (2 FLOPs per multiply-add), all layers.</summary>
     public static Flops Count(ModelConfig c, long t)
     {
-        var hc = c.Hici!;
+        var hc = HiciAttentionOptions.Of(c)!.Config;
         double h = c.HiddenSize, d = c.HeadDim, nq = c.NumAttentionHeads, nkv = c.NumKeyValueHeads, layers = c.NumHiddenLayers;
         double m = hc.LocalSlots, k = hc.GlobalSlots, beta = hc.BottleneckDim, cc = hc.SharedCompressDim, dg = hc.GlobalWidth;
         long s = (long)(t * hc.SegmentRatio), n = t / s;

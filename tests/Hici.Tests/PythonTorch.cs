@@ -4,7 +4,9 @@ namespace Hici.Tests;
 
 /// <summary>
 /// Debian's python3-torch, when this machine has it (developer machines do; a fresh CI machine may not). Tests
-/// use it only as an extra check after their own assertions: real <c>torch.load</c> reading files we wrote.
+/// use it only as an extra check beside their own assertions: real <c>torch.load</c> reading files we wrote.
+/// Such a check is its own test marked <see cref="PythonTorchFactAttribute"/> / <see cref="PythonTorchTheoryAttribute"/>,
+/// so without torch it is reported as skipped, not passed.
 /// </summary>
 internal static class PythonTorch
 {
@@ -24,5 +26,23 @@ internal static class PythonTorch
         var stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         return (p.ExitCode, stdout.Result + stderr);
+    }
+}
+
+/// <summary>A fact that needs <see cref="PythonTorch"/>; skipped (with the reason) where python3 has no torch.</summary>
+public sealed class PythonTorchFactAttribute : FactAttribute
+{
+    public PythonTorchFactAttribute()
+    {
+        if (PythonTorch.Path is null) Skip = "needs /usr/bin/python3 with torch (Debian: apt-get install python3-torch)";
+    }
+}
+
+/// <summary>A theory that needs <see cref="PythonTorch"/>; skipped (with the reason) where python3 has no torch.</summary>
+public sealed class PythonTorchTheoryAttribute : TheoryAttribute
+{
+    public PythonTorchTheoryAttribute()
+    {
+        if (PythonTorch.Path is null) Skip = "needs /usr/bin/python3 with torch (Debian: apt-get install python3-torch)";
     }
 }

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using Hici.Hierarchical;
-using Hici.IO;
-using Hici.Models;
+using Hici.Loading;
 using Hici.Runtime;
+using Hici.Text;
 
 namespace Hici.Cli.Commands;
 
@@ -26,47 +26,34 @@ public static class AuditCausalityCommand
         cmd.Options.Add(length);
         cmd.Options.Add(seed);
         cmd.Options.Add(position);
-        cmd.Options.Add(ScoreCommand.Trainable);
-        cmd.Options.Add(ScoreCommand.Adapter);
-        cmd.Options.Add(ScoreCommand.Strict);
-        HiciOptions.AddTo(cmd);
-        Common.AddComputeOptions(cmd);
+        ModelOptions.AddTo(cmd);
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
-            string dir = pr.GetValue(model)!;
-            if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
-            var cfg = HfConfigReader.Read(dir);
-            var kind = HiciOptions.AttentionKind(pr);
-            using var tr = pr.GetValue(ScoreCommand.Trainable) is { } tp ? TrainableParams.Open(tp) : null;
-            var hc = HiciOptions.Resolve(pr, dir, always: tr?.HasHici == true);
-            hc?.ValidateFor(cfg.HiddenSize, "HiCI flags");
-            long vocab = tr?.EmbedRows ?? cfg.VocabSize;
+            var request = ModelOptions.Request(pr, pr.GetValue(model)!);
+            var plan = ModelLoader.Plan(request);
+            long vocab = plan.VocabSize;
             var rng = new Random(pr.GetValue(seed));
             long[] tokens;
             if (pr.GetValue(ids) is not null && pr.GetResult(length) is { Implicit: false })
                 throw new HiciException("give --ids FILE.json or --length N, not both");
-            if (pr.GetValue(ids) is { } idsPath) tokens = ScoreCommand.ReadIds(idsPath, (int)vocab);
+            if (pr.GetValue(ids) is { } idsPath) tokens = TokenInput.ReadIds(idsPath, vocab, minCount: 2, purpose: "to audit");
             else
             {
                 int n = pr.GetValue(length);
                 if (n < 2) throw new HiciException($"--length must be at least 2 (got {n})");
-                CheckFits(cfg with { VocabSize = (int)Math.Min(vocab, int.MaxValue) }, n, kind == AttentionKind.Hici ? hc : null, Common.ParseDtype(pr.GetValue(Common.Dtype)!), MemoryEstimate.Available, pr.GetValue(Common.Force), $"--length {n}");
+                if (plan.Config is { } mc) CheckFits(mc, n, request.DType, MemoryEstimate.Available, pr.GetValue(Common.Force), $"--length {n}");
                 tokens = Enumerable.Range(0, n).Select(_ => (long)rng.Next((int)vocab)).ToArray();
             }
-            if (pr.GetValue(ids) is not null)
-                CheckFits(cfg with { VocabSize = (int)Math.Min(vocab, int.MaxValue) }, tokens.Length, kind == AttentionKind.Hici ? hc : null, Common.ParseDtype(pr.GetValue(Common.Dtype)!), MemoryEstimate.Available, pr.GetValue(Common.Force), pr.GetValue(ids)!);
-            var segments = CausalityAudit.Segments(hc, kind, tokens.Length);
+            if (pr.GetValue(ids) is { } idsFile && plan.Config is { } ic)
+                CheckFits(ic, tokens.Length, request.DType, MemoryEstimate.Available, pr.GetValue(Common.Force), idsFile);
+            var segments = plan.Config is { } cfg ? CausalityAudit.Segments(cfg.Attention, tokens.Length) : null;
             int p = pr.GetValue(position) ?? CausalityAudit.DefaultPosition(segments, tokens.Length);
             if (p < 1 || p >= tokens.Length) throw new HiciException($"--position {p} is outside 1..{tokens.Length - 1}");
             long replacement = (tokens[p] + 1 + rng.NextInt64(vocab - 1)) % vocab;
-            string attention = ScoreCommand.DescribeAttention(kind, hc, tokens.Length, out _);
+            string attention = plan.DescribeAttention(tokens.Length).Text;
 
             Common.InitTorch(pr);
-            using var loaded = HiciModelLoader.Load(new ModelLoadRequest(dir)
-            {
-                DType = Common.ParseDtype(pr.GetValue(Common.Dtype)!), Device = Common.ParseDevice(pr.GetValue(Common.Device)!),
-                Attention = kind, Hici = hc, Trainable = tr, AdapterDir = pr.GetValue(ScoreCommand.Adapter), Strict = pr.GetValue(ScoreCommand.Strict),
-            });
+            using var loaded = ModelLoader.Load(request);
             foreach (var line in loaded.ReportLines()) Console.WriteLine(line);
             var r = CausalityAudit.Run(loaded.Model, tokens, p, replacement, segments);
             Print(r, attention, tokens.Length, segments is not null);
@@ -79,8 +66,8 @@ public static class AuditCausalityCommand
     /// The audit runs two whole-sequence forwards one after the other (lm_head in 256-token chunks): a --length far
     /// beyond memory was a libtorch allocation failure (exit 70, native stack) instead of a user error.
     /// </summary>
-    public static void CheckFits(Hici.Models.ModelConfig cfg, int length, HiciConfig? hici, TorchSharp.torch.ScalarType dtype, long memoryBytes, bool force, string subject) =>
-        MemoryEstimator.WholeSequence(cfg, dtype, length, hici, "auditing", 3.0 * 256 * cfg.VocabSize * 4)
+    public static void CheckFits(Hici.Models.ModelConfig cfg, int length, TorchSharp.torch.ScalarType dtype, long memoryBytes, bool force, string subject) =>
+        MemoryEstimator.WholeSequence(cfg, dtype, length, "auditing", 3.0 * 256 * cfg.VocabSize * 4)
             .EnsureFits(memoryBytes, force, subject, "use a shorter sequence");
 
     private static void Print(AuditResult r, string attention, int n, bool segmented)

@@ -32,7 +32,7 @@ public static class ConvertTrainableCommand
             Common.InitTorch(pr);
             using var src = TrainableParams.Open(inPath);
             // A whole model (or an adapter) is not a trainable-parameter file; writing it as one would mislead the reference.
-            var foreign = src.Keys.Where(k => !TrainableParams.IsTrainableKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            var foreign = src.Keys.Where(k => !HiciKeys.IsTrainableKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
             if (foreign.Count > 0)
                 throw new HiciException($"{inPath}: not a trainable-parameter file: {foreign.Count} key(s) are not embeddings, norms or HiCI modules (e.g. {string.Join(", ", foreign.Take(3))})");
             using var scope = NewDisposeScope();

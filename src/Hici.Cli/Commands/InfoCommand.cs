@@ -20,7 +20,7 @@ public static class InfoCommand
         cmd.Options.Add(model);
         cmd.Options.Add(json);
         Common.AddComputeOptions(cmd);
-        HiciOptions.AddTo(cmd);
+        HiciFlags.AddTo(cmd);
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
             string dir = pr.GetValue(model)!;
@@ -32,7 +32,7 @@ public static class InfoCommand
             using var lm = CausalLM.Create(cfg, dtype, Common.ParseDevice(pr.GetValue(Common.Device)!));
             var s = ModelSummary.Of(lm);
             var weights = CheckpointFiles(dir);
-            var hc = HiciOptions.Resolve(pr, dir);
+            var hc = (ModelOptions.AttentionSetting(pr, dir, trainable: null).Options as HiciAttentionOptions)?.Config;
             hc?.ValidateFor(cfg.HiddenSize, "HiCI flags");
             var hn = hc is null ? null : HiciParameterCount.For(cfg, hc);
             if (pr.GetValue(json)) PrintJson(cfg, s, dtype, weights, hc, hn);

@@ -40,7 +40,7 @@ public sealed record GenerationResult(long[] Tokens, string? Text, StopReason Re
 /// Prompt → tokens: one prefill through a preallocated KV cache, then one single-token forward per step.
 /// Each step's tensors live in their own dispose scope, so memory stays flat however long it runs.
 /// </summary>
-public sealed class GenerationPipeline(CausalLM lm)
+public sealed class GenerationPipeline(ICausalLM lm)
 {
     public GenerationResult Generate(IReadOnlyList<long> prompt, GenerationOptions o, Action<GenerationStep>? onStep = null)
     {
@@ -50,11 +50,11 @@ public sealed class GenerationPipeline(CausalLM lm)
             throw new HiciException($"prompt ({prompt.Count} tokens) + max new tokens ({o.MaxNewTokens}) exceeds {int.MaxValue} cache positions");
         if (o.StopStrings.Count > 0 && o.Decode is null) throw new HiciException("stop strings need a tokenizer to decode the output");
         foreach (var id in prompt)
-            if (id < 0 || id >= lm.Config.VocabSize) throw new HiciException($"prompt token id {id} is outside the vocabulary [0, {lm.Config.VocabSize})");
+            if (id < 0 || id >= lm.VocabSize) throw new HiciException($"prompt token id {id} is outside the vocabulary [0, {lm.VocabSize})");
 
         using var noGrad = torch.no_grad();
         using var sampler = new Sampler(o.Sampling);
-        using var cache = lm.NewCache(prompt.Count + o.MaxNewTokens);
+        using var cache = lm.NewState(prompt.Count + o.MaxNewTokens);
         var stops = new StopStringMatcher(o.StopStrings);
         var tokens = new List<long>();
         var text = new System.Text.StringBuilder();

@@ -11,6 +11,16 @@ namespace Hici.IO;
 /// </summary>
 public static partial class AtomicFile
 {
+    /// <summary>Checks, before long work, that <paramref name="path"/> can be written as a file
+    /// (<paramref name="option"/> names it in the error, e.g. "--out").</summary>
+    public static void CheckTarget(string path, string option)
+    {
+        InputFiles.CheckPath(path, option);
+        if (Directory.Exists(path)) throw new HiciException($"{option} {path}: is a folder; give a file name");
+        var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(folder)) throw new HiciException($"{option} {path}: folder {folder} does not exist");
+    }
+
     public static void Write(string path, Action<Stream> write)
     {
         var full = Full(path);

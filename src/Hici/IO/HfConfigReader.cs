@@ -23,6 +23,22 @@ public static class HfConfigReader
         return Parse(JsonFiles.ReadLimited(path, MaxBytes), path);
     }
 
+    /// <summary>
+    /// Only config.json's model_type (null when absent or the file is not readable JSON: <see cref="Read"/>
+    /// then reports the problem), so a loader can pick the model family before parsing the rest.
+    /// </summary>
+    public static string? ReadModelType(string path)
+    {
+        if (Directory.Exists(path)) path = Path.Combine(path, "config.json");
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var doc = JsonFiles.Parse(path, JsonFiles.ReadLimited(path, MaxBytes));
+            return new HfConfigFields(doc.RootElement, path).String("model_type");
+        }
+        catch (HiciException) { return null; }
+    }
+
     public static ModelConfig Parse(string json, string origin) => Parse(Encoding.UTF8.GetBytes(json), origin);
 
     public static ModelConfig Parse(byte[] json, string origin)

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Hici.Lora;
 
 /// <summary>
-/// What LoRA wraps and how (PEFT <c>LoraConfig</c>). Defaults are the HiCI recipe (pipelines spec §1.5):
+/// What LoRA wraps and how (PEFT <c>LoraConfig</c>). Defaults are the HiCI recipe (the reference's fine-tune_hici.py → train):
 /// r 8, alpha 16 (scale 2), no dropout, every module named q_proj/k_proj/v_proj/o_proj — which by PEFT's
 /// suffix rule includes HiCI's own projections inside local_constructor and global_integrator.
 /// </summary>

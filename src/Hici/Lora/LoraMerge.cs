@@ -1,3 +1,4 @@
+using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
 using TorchSharp;
@@ -57,8 +58,8 @@ public static class LoraMerge
         using (var src = SafeTensorsWeightSource.Open(baseDir))
         {
             lm.LoadWeights(src);
-            foreach (var k in src.Keys.Where(PeftAdapterKeys.IsHiciModule))
-                hici[PeftAdapterKeys.CurrentHiciName(k)] = src.Load(k, ScalarType.Float32);
+            foreach (var k in src.Keys.Where(HiciKeys.IsInHiciModule))
+                hici[HiciKeys.CurrentName(k)] = src.Load(k, ScalarType.Float32);
         }
         // HiCI LoRA has no layer in this plain model; it is merged into the HiCI tensors below.
         var adapterReport = adapter.LoadInto(lm, new PeftLoadOptions(Strict: false));

@@ -1,3 +1,4 @@
+using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Models;
 using TorchSharp;
@@ -9,7 +10,7 @@ namespace Hici.Lora;
 /// The tensor-level steps of a merge after the attention LoRA is folded in: the trainable_params overlay
 /// (embed / norm / q_norm / k_norm overrides replace base tensors; HiCI module tensors are set aside for
 /// hici.safetensors), the vocabulary resize an overridden embedding implies, and the LoRA of the HiCI
-/// projections added to the HiCI weights (architecture spec §7.3: W + (α/r)·B·A, in float32).
+/// projections added to the HiCI weights (PEFT's suffix match of <c>target_modules</c> in the reference's fine-tune_hici.py wraps them: W + (α/r)·B·A, in float32).
 /// </summary>
 internal static class MergeOverlay
 {
@@ -25,11 +26,11 @@ internal static class MergeOverlay
         var problems = new List<string>();
         foreach (var key in overlay.Keys.OrderBy(k => k, StringComparer.Ordinal))
         {
-            var cur = PeftAdapterKeys.CurrentHiciName(key);
+            var cur = HiciKeys.CurrentName(key);
             var dt = overlay.DType(key);
             if (dt is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float64))
             { problems.Add($"'{key}' is {dt}, not floating point"); continue; }
-            if (PeftAdapterKeys.IsHiciModule(cur))
+            if (HiciKeys.IsInHiciModule(cur))
             {
                 if (hici.ContainsKey(cur)) { problems.Add($"'{key}' is given under both its legacy and its current name"); continue; }
                 hici[cur] = overlay.Load(key, ScalarType.Float32);
@@ -82,7 +83,7 @@ internal static class MergeOverlay
         var pairs = new SortedDictionary<string, (string? A, string? B)>(StringComparer.Ordinal);
         foreach (var key in adapter.Weights.Keys)
         {
-            if (PeftAdapterKeys.Parse(key) is not { } k || !PeftAdapterKeys.IsHiciModule(k.Module)) continue;
+            if (PeftAdapterKeys.Parse(key) is not { } k || !HiciKeys.IsInHiciModule(k.Module)) continue;
             var p = pairs.GetValueOrDefault(k.Module);
             pairs[k.Module] = k.Matrix == 'A' ? (key, p.B) : (p.A, key);
         }

@@ -1,3 +1,4 @@
+using Hici.Hierarchical;
 using Hici.IO;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -77,7 +78,7 @@ public sealed class PeftAdapter : IDisposable
     {
         var layers = LoraApplier.Layers(model).ToDictionary(l => PeftAdapterKeys.HfModule(l.Path), l => l);
         if (layers.Count == 0) throw new HiciException($"{src.Origin}: the model has no LoRA layers; apply the adapter's LoRA config first");
-        bool modelHasHici = model.named_modules().Any(m => PeftAdapterKeys.IsHiciModule(m.name));
+        bool modelHasHici = model.named_modules().Any(m => HiciKeys.IsInHiciModule(m.name));
 
         var errors = new List<string>();
         var merged = layers.Values.FirstOrDefault(x => x.Layer.Merged);
@@ -100,7 +101,7 @@ public sealed class PeftAdapter : IDisposable
             }
             if (!layers.TryGetValue(k.Module, out var layer))
             {
-                if (!modelHasHici && PeftAdapterKeys.IsHiciModule(k.Module)) ignored.Add(key);
+                if (!modelHasHici && HiciKeys.IsInHiciModule(k.Module)) ignored.Add(key);
                 else errors.Add($"'{key}': the model has no LoRA layer '{k.Module}' (do target_modules and the model's modules agree?)");
                 continue;
             }

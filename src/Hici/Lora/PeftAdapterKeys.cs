@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Hici.Hierarchical;
 using Hici.Models;
 
 namespace Hici.Lora;
@@ -10,7 +11,7 @@ public sealed record PeftLoraKey(string Module, char Matrix);
 /// The key table between PEFT adapter files and our LoRA layers. PEFT 0.5 writes
 /// <c>base_model.model.&lt;HF module&gt;.lora_A.weight</c> (the adapter name "default" stripped); raw DeepSpeed /
 /// zero_to_fp32 state dicts keep it, <c>...lora_A.default.weight</c>. The HF module path is our module path
-/// through <see cref="WeightMap"/>, and HiCI's pre-rename prefixes (architecture spec §7.5) are read as the current ones.
+/// through <see cref="WeightMap"/>, and HiCI's pre-rename prefixes (see <see cref="Hici.Hierarchical.HiciKeys"/>) are read as the current ones.
 /// </summary>
 public static class PeftAdapterKeys
 {
@@ -18,15 +19,6 @@ public static class PeftAdapterKeys
 
     private static readonly Regex Lora = new(
         @"^base_model\.model\.(?<module>.+)\.lora_(?<ab>[AB])(?:\.default)?\.weight$", RegexOptions.Compiled | RegexOptions.CultureInvariant);
-
-    private static readonly (string Legacy, string Current)[] Aliases =
-    {
-        (".self_attn.global_memory.", ".self_attn.local_constructor."),
-        (".self_attn.hierarchical_aggregator.", ".self_attn.global_integrator."),
-    };
-
-    /// <summary>HiCI module names (current and legacy): their LoRA has nothing to attach to in a model built without HiCI.</summary>
-    private static readonly string[] HiciModules = { "local_constructor", "global_integrator", "global_memory", "hierarchical_aggregator" };
 
     /// <summary>The key PEFT 0.5 writes for matrix 'A' or 'B' of <paramref name="hfModule"/>.</summary>
     public static string Key(string hfModule, char matrix) => $"{Prefix}{hfModule}.lora_{matrix}.weight";
@@ -43,18 +35,10 @@ public static class PeftAdapterKeys
     {
         var m = Lora.Match(key);
         if (!m.Success) return null;
-        return new PeftLoraKey(CurrentHiciName(m.Groups["module"].Value), m.Groups["ab"].Value[0]);
-    }
-
-    /// <summary>A key or module path with HiCI's legacy prefixes replaced by the current ones.</summary>
-    public static string CurrentHiciName(string path)
-    {
-        foreach (var (legacy, current) in Aliases) path = path.Replace(legacy, current, StringComparison.Ordinal);
-        return path;
+        return new PeftLoraKey(HiciKeys.CurrentName(m.Groups["module"].Value), m.Groups["ab"].Value[0]);
     }
 
     /// <summary>Any key that names LoRA state, including forms this code does not read (embeddings, DoRA, other adapter names).</summary>
     public static bool LooksLikeLora(string key) => key.Contains("lora_", StringComparison.Ordinal);
 
-    public static bool IsHiciModule(string modulePath) => modulePath.Split('.').Any(HiciModules.Contains);
 }

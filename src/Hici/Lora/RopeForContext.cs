@@ -4,7 +4,7 @@ namespace Hici.Lora;
 
 /// <summary>
 /// The linear RoPE factor a merged model needs for a context size, by the rule its training script used
-/// (pipelines spec §1.3): original context = max_position_embeddings × (existing linear factor or 1); nothing
+/// (the reference's fine-tune_hici.py → train): original context = max_position_embeddings × (existing linear factor or 1); nothing
 /// changes when the context fits; otherwise factor = context / original — exact for Qwen3
 /// (fine-tune_hici_qwen3.py; 49152 / 40960 = 1.2), rounded up for Llama (fine-tune_hici.py; 100000 / 4096 → 25).
 /// The reference merge scripts differ (Llama Option A writes the unrounded ratio, Option B none); we write what

@@ -4,10 +4,18 @@ using static TorchSharp.torch;
 namespace Hici.Models;
 
 /// <summary>What a layer's attention sees: the normalised hidden states [B, L, hidden], RoPE tables for the
-/// new positions, this layer's cache (null = no cache), the position of the first new token, and the padding
+/// new positions, this layer's state (null = none), the position of the first new token, and the padding
 /// mask over every key position (bool [B, Start + L], true = real token; null = nothing padded).</summary>
-public sealed record AttentionInput(Tensor Hidden, RopeTables Rope, LayerKvCache? Cache, long Start, Tensor? Mask = null)
+public sealed record AttentionInput(Tensor Hidden, RopeTables Rope, ILayerState? State, long Start, Tensor? Mask = null)
 {
+    /// <summary>The layer state as the K/V cache softmax attention keeps (null = no state).</summary>
+    public LayerKvCache? Cache => State switch
+    {
+        null => null,
+        LayerKvCache c => c,
+        _ => throw new HiciException($"this attention layer keeps a K/V cache, not a {State.GetType().Name}"),
+    };
+
     /// <summary>The mask of the new tokens only, [B, L] (null when nothing is padded).</summary>
     public Tensor? NewTokenMask => Mask is null ? null : Mask.narrow(1, Start, Hidden.shape[1]);
 }
@@ -63,20 +71,30 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         long b = x.Hidden.shape[0], l = x.Hidden.shape[1];
-        var q = ProjectQuery(x.Hidden, x.Rope);
-        var (k, v) = ProjectKeyValue(x.Hidden, x.Rope);
-        var o = Attend(new AttentionHeads(q, k, v), x);                 // [B, n_heads, L, d]
+        var q = ProjectQuery(x.Hidden, rope: null);
+        var (k, v) = ProjectKeyValue(x.Hidden, rope: null);
+        var o = AttendBeforeRope(q, k, v, x);                           // [B, n_heads, L, d]
         o = o.transpose(1, 2).reshape(b, l, Heads * HeadDim);
         return o_proj.call(o).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3) and rotated.</summary>
-    public Tensor ProjectQuery(Tensor hidden, RopeTables rope)
+    /// <summary>
+    /// The heads before RoPE: q [B, n_heads, L, d], k and v [B, n_kv, L, d] (q/k normed for Qwen3). The default
+    /// rotates q and k by the layer input's tables and calls <see cref="Attend"/>; an implementation that places
+    /// queries and keys itself (e.g. dual chunk attention, which rotates them with its own position ids through
+    /// <see cref="RotaryEmbedding.Tables(Tensor, ScalarType, long?)"/>) overrides this.
+    /// </summary>
+    protected virtual Tensor AttendBeforeRope(Tensor q, Tensor k, Tensor v, AttentionInput x) =>
+        Attend(new AttentionHeads(RotaryEmbedding.Apply(q, x.Rope), RotaryEmbedding.Apply(k, x.Rope), v), x);
+
+    /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3), rotated when <paramref name="rope"/> is given.</summary>
+    public Tensor ProjectQuery(Tensor hidden, RopeTables? rope)
     {
         long b = hidden.shape[0], l = hidden.shape[1];
         var q = q_proj.call(hidden).view(b, l, Heads, HeadDim);
         if (q_norm is not null) q = q_norm.call(q);                    // over head_dim, before RoPE (Qwen3)
-        return RotaryEmbedding.Apply(q.transpose(1, 2), rope);
+        q = q.transpose(1, 2);
+        return rope is null ? q : RotaryEmbedding.Apply(q, rope);
     }
 
     /// <summary>

@@ -5,22 +5,22 @@ using static TorchSharp.torch;
 namespace Hici.Models;
 
 /// <param name="InputIds">int64 token ids [B, L]: the new tokens (all of them without a cache)</param>
-/// <param name="Cache">positions already processed; the new tokens continue it and are appended to it</param>
+/// <param name="State">positions already processed (a KV cache); the new tokens continue it and are appended to it</param>
 /// <param name="LastOnly">return logits for the last position only (generation) instead of all L</param>
 /// <param name="AttentionMask">optional padding mask [B, cached + L] (HF attention_mask: nonzero = real token);
 /// padded keys are never attended. Positions stay 0..T−1, so padding belongs on the right.</param>
-public sealed record CausalLMInput(Tensor InputIds, KvCache? Cache = null, bool LastOnly = false, Tensor? AttentionMask = null);
+public sealed record CausalLMInput(Tensor InputIds, IModelState? State = null, bool LastOnly = false, Tensor? AttentionMask = null);
 
 /// <summary>Logits [B, L (or 1), vocab] in the model dtype.</summary>
 public sealed record CausalLMOutput(Tensor Logits);
 
 /// <summary>
-/// Decoder-only language model (HF LlamaForCausalLM / Qwen3ForCausalLM). Built on the meta device, so
-/// construction allocates nothing; <see cref="LoadWeights"/> materialises every parameter from a
-/// checkpoint in the requested dtype and device. With tied embeddings there is no lm_head module: the
-/// logits reuse model.embed_tokens.weight.
+/// Decoder-only language model (HF LlamaForCausalLM / Qwen3ForCausalLM) with the attention implementation
+/// its config names. Built on the meta device, so construction allocates nothing; <see cref="LoadWeights"/>
+/// materialises every parameter from a checkpoint in the requested dtype and device. With tied embeddings
+/// there is no lm_head module: the logits reuse model.embed_tokens.weight.
 /// </summary>
-public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
+public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausalLM
 {
     public DecoderModel model;
     public nn.Module<Tensor, Tensor>? lm_head;
@@ -28,6 +28,11 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     public ModelConfig Config { get; }
     public ScalarType DType { get; }
     public Device Device { get; }
+    public long VocabSize => Config.VocabSize;
+    public long? MaxPositionEmbeddings => Config.MaxPositionEmbeddings;
+    public IReadOnlyList<int> EosTokenIds => Config.EosTokenIds;
+    /// <summary>The attention implementation the model runs (<see cref="ModelConfig.Attention"/>).</summary>
+    public AttentionImplementation AttentionImplementation => AttentionRegistry.For(Config);
 
     private CausalLM(ModelConfig cfg, ScalarType dtype, Device device) : base(nameof(CausalLM))
     {
@@ -45,6 +50,8 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
             throw new HiciException($"dtype {dtype} is not supported (float32 or bfloat16)");
         ValidateConfig(cfg);
+        var impl = AttentionRegistry.For(cfg);
+        cfg = cfg with { Attention = cfg.Attention with { Options = impl.ValidateOptions(cfg.Attention.Options, cfg) } };
         return new CausalLM(cfg, dtype, device ?? torch.CPU);
     }
 
@@ -57,23 +64,26 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     }
 
     /// <summary>
-    /// Loads an HF checkpoint folder (config.json + safetensors, single or sharded) in <paramref name="dtype"/>.
-    /// <paramref name="attention"/> selects the attention implementation (not stored in config.json);
-    /// <paramref name="hici"/> the HiCI config (needed for hici; with full it loads the HiCI weights unused).
+    /// Loads an HF checkpoint folder (config.json + safetensors, single or sharded) in <paramref name="dtype"/>
+    /// through <see cref="Hici.Loading.ModelLoader"/> (which also takes trainable weights and adapters).
+    /// <paramref name="attention"/> selects the attention implementation and its options (not stored in
+    /// config.json; options null = what the folder holds for it, e.g. hici_config.json).
     /// </summary>
-    public static CausalLM FromPretrained(string dir, ScalarType dtype, Device? device = null, AttentionKind attention = AttentionKind.Full,
-        global::Hici.Hierarchical.HiciConfig? hici = null)
+    public static CausalLM FromPretrained(string dir, ScalarType dtype, Device? device = null, AttentionSetting? attention = null)
     {
-        if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
-        var cfg = HfConfigReader.Read(dir) with { Attention = attention, Hici = hici };
-        using var weights = SafeTensorsWeightSource.Open(dir);
-        return Load(cfg, weights, dtype, device);
+        var loaded = Hici.Loading.ModelLoader.Load(new Hici.Loading.ModelLoadRequest(dir)
+        {
+            DType = dtype, Device = device, Attention = attention ?? AttentionSetting.Full,
+        });
+        if (loaded.Model is CausalLM lm) return lm;
+        loaded.Dispose();
+        throw new HiciException($"{dir}: model_type is not a Llama/Qwen3 decoder; load it with ModelLoader.Load");
     }
 
-    /// <summary>Loads every weight; HiCI legacy key prefixes are read as current ones and HiCI shapes are
-    /// checked against <see cref="ModelConfig.Hici"/> first (see HiciCheckpoint.Prepare).</summary>
+    /// <summary>Loads every weight, the source first prepared by the attention implementation (e.g. legacy key
+    /// names, shapes checked against its options).</summary>
     public WeightLoadReport LoadWeights(IWeightSource weights, WeightLoadOptions? options = null) =>
-        WeightLoader.Load(this, global::Hici.Hierarchical.HiciCheckpoint.Prepare(Config, weights), options);
+        WeightLoader.Load(this, AttentionImplementation.PrepareCheckpoint(Config, weights), options);
 
     /// <summary>True once no parameter is a meta placeholder.</summary>
     public bool IsMaterialized => parameters().All(p => !p.is_meta);
@@ -82,7 +92,7 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     {
         if (!IsMaterializedFast()) throw new HiciException("the model has no weights yet (built on the meta device); call LoadWeights first");
         using var scope = torch.NewDisposeScope();
-        var h = model.call(new DecoderModelInput(x.InputIds, x.Cache, x.AttentionMask));
+        var h = model.call(new DecoderModelInput(x.InputIds, x.State, x.AttentionMask));
         if (x.LastOnly) h = h.narrow(1, h.shape[1] - 1, 1);
         return new CausalLMOutput(LmHead(h).MoveToOuterDisposeScope());
     }
@@ -91,7 +101,7 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     /// The final normalised hidden states [B, L, hidden] (no lm_head), same inputs as <see cref="Forward"/>.
     /// For scoring a long sequence in one forward (HiCI segments need it whole) without holding [L, vocab] logits.
     /// </summary>
-    public Tensor Hidden(Tensor ids, KvCache? cache = null, Tensor? attentionMask = null)
+    public Tensor Hidden(Tensor ids, IModelState? state = null, Tensor? attentionMask = null)
     {
         if (!IsMaterializedFast()) throw new HiciException("the model has no weights yet (built on the meta device); call LoadWeights first");
         using var scope = torch.NewDisposeScope();
@@ -99,7 +109,7 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         if (batched.dtype != ScalarType.Int64) batched = batched.to(ScalarType.Int64);
         if (batched.device != Device) batched = batched.to(Device);
         var mask = attentionMask is null ? null : (attentionMask.dim() == 1 ? attentionMask.unsqueeze(0) : attentionMask).to(ScalarType.Bool).to(Device);
-        return model.call(new DecoderModelInput(batched, cache, mask)).MoveToOuterDisposeScope();
+        return model.call(new DecoderModelInput(batched, state, mask)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Logits for hidden states [.., hidden] from <see cref="Hidden"/> (lm_head, or the tied embedding).</summary>
@@ -120,10 +130,10 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     }
 
     /// <summary>
-    /// Logits [B, L, vocab] for <paramref name="ids"/> ([B, L] or [L]), continuing <paramref name="cache"/> if given.
+    /// Logits [B, L, vocab] for <paramref name="ids"/> ([B, L] or [L]), continuing <paramref name="state"/> if given.
     /// <paramref name="attentionMask"/>: optional [B, cached + L] (or [cached + L]) padding mask, nonzero = real token.
     /// </summary>
-    public Tensor Forward(Tensor ids, KvCache? cache = null, bool lastOnly = false, Tensor? attentionMask = null)
+    public Tensor Forward(Tensor ids, IModelState? state = null, bool lastOnly = false, Tensor? attentionMask = null)
     {
         using var scope = torch.NewDisposeScope();
         var batched = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
@@ -136,11 +146,14 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>
             mask = mask.to(ScalarType.Bool);
             if (mask.device != Device) mask = mask.to(Device);
         }
-        return call(new CausalLMInput(batched, cache, lastOnly, mask)).Logits.MoveToOuterDisposeScope();
+        return call(new CausalLMInput(batched, state, lastOnly, mask)).Logits.MoveToOuterDisposeScope();
     }
 
     /// <summary>A preallocated cache for up to <paramref name="maxLength"/> positions.</summary>
     public KvCache NewCache(long maxLength, long batch = 1) => new(Config, batch, maxLength, DType, Device);
+
+    /// <summary>The model's state: a preallocated <see cref="KvCache"/>.</summary>
+    public IModelState NewState(long maxLength, long batch = 1) => NewCache(maxLength, batch);
 
     // The loader assigns all parameters or none, so one parameter witnesses the rest (checking all costs per call).
     private bool IsMaterializedFast() => !model.embed_tokens.weight.is_meta;

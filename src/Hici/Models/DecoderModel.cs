@@ -4,9 +4,9 @@ using static TorchSharp.torch;
 
 namespace Hici.Models;
 
-/// <summary>Input of the decoder stack: token ids [B, L], an optional cache and an optional padding mask
+/// <summary>Input of the decoder stack: token ids [B, L], an optional state and an optional padding mask
 /// [B, cached + L] (nonzero = real token; see <see cref="CausalLMInput"/>).</summary>
-public sealed record DecoderModelInput(Tensor InputIds, KvCache? Cache, Tensor? AttentionMask = null);
+public sealed record DecoderModelInput(Tensor InputIds, IModelState? State, Tensor? AttentionMask = null);
 
 /// <summary>
 /// The transformer body (HF LlamaModel / Qwen3Model, the <c>model.</c> prefix of checkpoint keys):
@@ -24,8 +24,8 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
     public DecoderModel(ModelConfig cfg, Device paramDevice, Device computeDevice, ScalarType dtype) : base(nameof(DecoderModel))
     {
         embed_tokens = new TokenEmbedding(cfg.VocabSize, cfg.HiddenSize, paramDevice, dtype);
-        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, cfg.NumHiddenLayers)
-            .Select(i => new DecoderLayer(cfg, i, paramDevice, dtype)).ToArray());
+        var attention = AttentionRegistry.For(cfg).CreateLayers(cfg, paramDevice, dtype);
+        layers = new ModuleList<DecoderLayer>(attention.Select(a => new DecoderLayer(cfg, a, paramDevice, dtype)).ToArray());
         norm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, paramDevice, dtype);
         _rotary = new RotaryEmbedding(cfg, computeDevice);
         RegisterComponents();
@@ -35,16 +35,19 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         long len = x.InputIds.shape[1];
-        long start = x.Cache?.Length ?? 0;
-        if (x.Cache is not null && x.Cache.Batch != x.InputIds.shape[0])
-            throw new HiciException($"KV cache holds batch {x.Cache.Batch}, the input has batch {x.InputIds.shape[0]}");
-        x.Cache?.CheckRoom(len);
+        var state = x.State;
+        long start = state?.Length ?? 0;
+        if (state is not null && state.Batch != x.InputIds.shape[0])
+            throw new HiciException($"KV cache holds batch {state.Batch}, the input has batch {x.InputIds.shape[0]}");
+        if (state is not null && state.Layers.Count != layers.Count)
+            throw new HiciException($"the state has {state.Layers.Count} layers, the model {layers.Count}");
+        state?.EnsureRoom(len);
         var mask = CheckMask(x.AttentionMask, x.InputIds.shape[0], start + len);
         var h = embed_tokens.call(x.InputIds);
-        var rope = _rotary.Tables(start, len, h.dtype, x.Cache?.RopeLength);
+        var rope = _rotary.Tables(start, len, h.dtype, state?.RopeLength);
         for (int i = 0; i < layers.Count; i++)
-            h = layers[i].call(new DecoderLayerInput(h, rope, x.Cache?.Layers[i], start, mask));
-        x.Cache?.Advance(len);
+            h = layers[i].call(new DecoderLayerInput(h, rope, state?.Layers[i], start, mask));
+        state?.Advance(len);
         return norm.call(h).MoveToOuterDisposeScope();
     }
 

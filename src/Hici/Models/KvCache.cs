@@ -8,7 +8,7 @@ namespace Hici.Models;
 /// writes into slices in place, so a step costs no allocation proportional to the history and memory
 /// stays flat however long the loop runs.
 /// </summary>
-public sealed class LayerKvCache : IDisposable
+public sealed class LayerKvCache : ILayerState
 {
     public Tensor Keys { get; }
     public Tensor Values { get; }
@@ -35,12 +35,14 @@ public sealed class LayerKvCache : IDisposable
 }
 
 /// <summary>
-/// The whole model's cache. <see cref="Length"/> is the number of positions already processed; the model
-/// advances it after each forward, so a forward's new tokens sit at positions [Length, Length+L).
+/// The whole model's cache, the <see cref="IModelState"/> of softmax attention. <see cref="Length"/> is the
+/// number of positions already processed; the model advances it after each forward, so a forward's new
+/// tokens sit at positions [Length, Length+L).
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed class KvCache : IModelState
 {
     public IReadOnlyList<LayerKvCache> Layers { get; }
+    IReadOnlyList<ILayerState> IModelState.Layers => Layers;
     public long MaxLength { get; }
     public long Batch { get; }
     public long Length { get; private set; }
@@ -83,13 +85,13 @@ public sealed class KvCache : IDisposable
         _ => 1,
     };
 
-    internal void CheckRoom(long newTokens)
+    public void EnsureRoom(long newTokens)
     {
         if (Length + newTokens > MaxLength)
             throw new HiciException($"KV cache is full: {Length} cached + {newTokens} new tokens > capacity {MaxLength}");
     }
 
-    internal void Advance(long newTokens) => Length += newTokens;
+    public void Advance(long newTokens) => Length += newTokens;
 
     /// <summary>Forgets the contents (the memory is kept) so the cache can serve a new sequence.</summary>
     public void Reset() => Length = 0;

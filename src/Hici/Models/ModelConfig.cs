@@ -1,8 +1,5 @@
 namespace Hici.Models;
 
-/// <summary>Which attention implementation a model runs. One setting, chosen per model.</summary>
-public enum AttentionKind { Full, Hici, Chunk }
-
 /// <summary>HF <c>rope_scaling</c>: type is "linear", "dynamic" or "llama3" (null = none).</summary>
 public sealed record RopeScaling(
     string Type,
@@ -36,14 +33,9 @@ public sealed record ModelConfig
     public IReadOnlyList<int> EosTokenIds { get; init; } = Array.Empty<int>();
     public int? PadTokenId { get; init; }
     public string TorchDtype { get; init; } = "float32";
-    /// <summary>Not from config.json: the attention implementation to run (full | hici | chunk).</summary>
-    public AttentionKind Attention { get; init; } = AttentionKind.Full;
-    /// <summary>
-    /// Not from config.json: the HiCI hyper-parameters (hici_config.json or flags). Required for
-    /// <see cref="AttentionKind.Hici"/>; with <see cref="AttentionKind.Full"/> it makes the model hold (load)
-    /// the HiCI modules without running them, as the reference's full-attention evaluation does.
-    /// </summary>
-    public global::Hici.Hierarchical.HiciConfig? Hici { get; init; }
+    /// <summary>Not from config.json: the attention implementation to run, by registered name, with its
+    /// options (see <see cref="AttentionRegistry"/>).</summary>
+    public AttentionSetting Attention { get; init; } = AttentionSetting.Full;
 
     /// <summary>Qwen3 normalises q and k over head_dim before RoPE.</summary>
     public bool UsesQkNorm => ModelType == "qwen3";

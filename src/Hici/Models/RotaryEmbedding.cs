@@ -33,14 +33,26 @@ public sealed class RotaryEmbedding : IDisposable
     /// </summary>
     public RopeTables Tables(long start, long length, ScalarType dtype, long? sequenceLength = null)
     {
+        using var pos = torch.arange(start, start + length, dtype: ScalarType.Int64, device: _device);
+        return Tables(pos, dtype, Math.Max(start + length, sequenceLength ?? 0));
+    }
+
+    /// <summary>
+    /// Tables [L, head_dim] for arbitrary int64 <paramref name="positionIds"/> [L] (HF position_ids; e.g. the
+    /// intra-/inter-chunk positions of dual chunk attention). <paramref name="sequenceLength"/>: the length
+    /// dynamic NTK scales for (default max(positionIds) + 1, as HF).
+    /// </summary>
+    public RopeTables Tables(Tensor positionIds, ScalarType dtype, long? sequenceLength = null)
+    {
+        if (positionIds.dim() != 1) throw new ArgumentException($"position ids must be 1-D (got [{string.Join(", ", positionIds.shape)}])");
         // HF caches the grown inv_freq across calls; we recompute it per call from the length alone, which
         // equals HF for any single forward and keeps the result independent of call history.
-        long seqLen = Math.Max(start + length, sequenceLength ?? 0);
+        long seqLen = sequenceLength ?? (positionIds.numel() == 0 ? 0 : positionIds.max().item<long>() + 1);
         bool dynamic = _cfg.RopeScaling?.Type == "dynamic" && seqLen > _cfg.MaxPositionEmbeddings;
         using var invDyn = dynamic ? ComputeInvFreq(_cfg, seqLen, _device) : null;
         var inv = invDyn ?? _invFreq;
 
-        using var pos = torch.arange(start, start + length, dtype: ScalarType.Int64, device: _device).to(ScalarType.Float32);
+        using var pos = positionIds.to(ScalarType.Float32, _device);
         using var freqs = pos.unsqueeze(1) * inv.unsqueeze(0);           // [L, d/2], one exact product each, like HF's matmul
         using var emb = torch.cat(new[] { freqs, freqs }, dim: -1);       // [L, d]
         using var cos = emb.cos();

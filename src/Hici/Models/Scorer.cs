@@ -24,7 +24,7 @@ public static class Scorer
     /// segments the whole sequence; a cached chunk would see no memory) and only the lm_head is chunked.
     /// </summary>
     /// <param name="progress">called after each chunk with (positions scored, positions to score)</param>
-    public static ScoreResult Score(CausalLM lm, IReadOnlyList<long> ids, int chunk = 512, bool wholeSequence = false, Action<int, int>? progress = null)
+    public static ScoreResult Score(ICausalLM lm, IReadOnlyList<long> ids, int chunk = 512, bool wholeSequence = false, Action<int, int>? progress = null)
     {
         if (ids.Count < 2) throw new HiciException($"scoring needs at least 2 tokens (got {ids.Count})");
         if (chunk <= 0) throw new ArgumentOutOfRangeException(nameof(chunk));
@@ -47,7 +47,7 @@ public static class Scorer
         }
         else
         {
-            using var cache = lm.NewCache(n);
+            using var cache = lm.NewState(n);
             cache.RopeLength = n;   // chunked scoring = one full forward, also for dynamic NTK
             for (int start = 0; start < n - 1; start += chunk)
             {

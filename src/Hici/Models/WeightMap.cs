@@ -34,30 +34,28 @@ public static class WeightMap
     /// <summary>Checkpoint keys that carry no weights (old checkpoints saved RoPE's inv_freq buffer).</summary>
     private static readonly Regex Ignorable = new(@"^model\.(layers\.\d+\.self_attn\.)?rotary_emb\.inv_freq$", RegexOptions.Compiled);
 
-    /// <summary>The table plus the HiCI modules' rows (names identical on both sides, spec §7.2).</summary>
-    private static readonly (string Hf, string Ours)[] Rows =
-        Table.Concat(global::Hici.Hierarchical.HiciCheckpoint.WeightMapRows().Select(k => (k, k))).ToArray();
-
     private static readonly (Regex Hf, string Ours)[] FromHf =
-        Rows.Select(r => (Pattern(r.Hf), r.Ours)).ToArray();
+        Table.Select(r => (Pattern(r.Hf), r.Ours)).ToArray();
     private static readonly (Regex Ours, string Hf)[] FromOurs =
-        Rows.Select(r => (Pattern(r.Ours), r.Hf)).ToArray();
+        Table.Select(r => (Pattern(r.Ours), r.Hf)).ToArray();
 
     private static Regex Pattern(string template) =>
         new("^" + Regex.Escape(template).Replace(@"\{}", @"(\d+)") + "$", RegexOptions.Compiled);
 
-    /// <summary>Our parameter path for a checkpoint key, or null if the table has no row for it.</summary>
-    public static string? ToOurs(string hfKey) => Translate(FromHf, hfKey);
+    /// <summary>Our parameter path for a checkpoint key, or null if the table has no row for it. Keys of an
+    /// attention implementation's extra modules are their own paths (module field names are the keys).</summary>
+    public static string? ToOurs(string hfKey) =>
+        Translate(FromHf, hfKey) ?? (AttentionRegistry.IsExtraModuleKey(hfKey) ? hfKey : null);
 
     /// <summary>The checkpoint key for one of our parameter paths, or null if the table has no row for it.</summary>
-    public static string? ToHf(string ourPath) => Translate(FromOurs, ourPath);
+    public static string? ToHf(string ourPath) =>
+        Translate(FromOurs, ourPath) ?? (AttentionRegistry.IsExtraModuleKey(ourPath) ? ourPath : null);
 
     /// <summary>
-    /// Keys skipped when the model has no parameter for them: RoPE buffers, and HiCI module weights when the
-    /// model was built without a HiCI config (a merged HiCI export scored with plain full attention).
+    /// Keys skipped when the model has no parameter for them: RoPE buffers, and the extra modules of an
+    /// attention implementation the model does not run (e.g. a merged HiCI export scored with full attention).
     /// </summary>
-    public static bool IsIgnorable(string hfKey) =>
-        Ignorable.IsMatch(hfKey) || global::Hici.Hierarchical.HiciCheckpoint.IsHiciKey(hfKey);
+    public static bool IsIgnorable(string hfKey) => Ignorable.IsMatch(hfKey) || AttentionRegistry.IsExtraModuleKey(hfKey);
 
     private static string? Translate((Regex From, string To)[] rows, string key)
     {

@@ -52,14 +52,14 @@ public static class MemoryEstimator
 
     /// <summary>
     /// Scoring <paramref name="tokens"/> ids: in <paramref name="chunk"/>-token forwards through a KV cache (full
-    /// attention), or — with <paramref name="hici"/> — one whole-sequence forward with only the lm_head chunked.
+    /// attention), or — <paramref name="wholeSequence"/>, as HiCI scores — one forward with only the lm_head chunked.
     /// </summary>
-    public static MemoryEstimate Score(ModelConfig c, ScalarType dtype, long tokens, int chunk, HiciConfig? hici, string what = "scoring")
+    public static MemoryEstimate Score(ModelConfig c, ScalarType dtype, long tokens, int chunk, bool wholeSequence, string what = "scoring")
     {
         double e = ElementSize(dtype);
         double logits = 3.0 * Math.Min(chunk, tokens) * c.VocabSize * 4;        // logits, fp32 copy, log_softmax
-        if (hici is not null)
-            return WholeSequence(c, dtype, tokens, hici, what, logits);
+        if (wholeSequence)
+            return WholeSequence(c, dtype, tokens, what, logits);
         long l = Math.Min(chunk, tokens);
         double cache = KvCache.RequiredBytes(c, 1, tokens, dtype);
         // After the first chunk the queries are bottom-right aligned over the cache: SDPA gets an explicit mask and
@@ -68,10 +68,14 @@ public static class MemoryEstimator
         return new MemoryEstimate($"{what} {tokens} tokens in chunks of {l}", WeightBytes(c, dtype), cache, LayerActivations(c, l, e), scores, logits);
     }
 
-    /// <summary>One forward over all <paramref name="tokens"/> without a cache (HiCI attention, the causality audit).</summary>
-    public static MemoryEstimate WholeSequence(ModelConfig c, ScalarType dtype, long tokens, HiciConfig? hici, string what, double logitsBytes)
+    /// <summary>
+    /// One forward over all <paramref name="tokens"/> without a cache (HiCI scoring, the causality audit); the
+    /// attention implementation comes from the config (HiCI when it is set to run).
+    /// </summary>
+    public static MemoryEstimate WholeSequence(ModelConfig c, ScalarType dtype, long tokens, string what, double logitsBytes)
     {
         double e = ElementSize(dtype);
+        var hici = HiciAttentionOptions.Of(c) is { Run: true } o ? o.Config : null;
         double scores;
         if (hici is null)
             scores = (double)c.NumAttentionHeads * tokens * 4;                   // flash kernel: only its log-sum-exp

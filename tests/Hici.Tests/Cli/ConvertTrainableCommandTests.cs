@@ -1,6 +1,6 @@
 using Hici.Hierarchical;
 using Hici.IO;
-using Hici.Tests.HiciAttention;
+using Hici.Tests.Hierarchical;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,8 +16,8 @@ public class ConvertTrainableCommandTests : IDisposable
     // The Llama reference-layout fixture (python torch.save) uses the legacy global_memory / hierarchical_aggregator names.
     private static string Original => Path.Combine(TrainableParamsTests.RepoRoot(), "tests", "fixtures", "hici", "refdir-llama", "trainable_params.bin");
 
-    [Fact]
-    public void BinToSafetensorsAndBackKeepsEveryValue()
+    /// <summary>The python original → safetensors → reference layout again, through the CLI.</summary>
+    private (string St, string Bin) ConvertThereAndBack()
     {
         var st = Path.Combine(_dir, "trainable.safetensors");
         var bin = Path.Combine(_dir, "trainable_params.bin");
@@ -26,6 +26,13 @@ public class ConvertTrainableCommandTests : IDisposable
         Assert.Contains("renamed", r1.Out);
         var r2 = CliRunner.Run("convert-trainable", "--input", st, "--output", bin, "--format", "reference");
         Assert.True(r2.Code == 0, r2.Err);
+        return (st, bin);
+    }
+
+    [Fact]
+    public void BinToSafetensorsAndBackKeepsEveryValue()
+    {
+        var (st, bin) = ConvertThereAndBack();
 
         using var want = TrainableParams.Open(Original);                  // normalised view of the python file
         Assert.NotEmpty(want.Renamed);
@@ -42,11 +49,14 @@ public class ConvertTrainableCommandTests : IDisposable
             Assert.Equal(ScalarType.Float32, gotBin.DType(k));
             Assert.True(gotBin.Load(k).allclose(w, 0, 0), k);
         }
+    }
 
-        // The reference side: real torch.load(weights_only=True) reads our file as the python original (when this machine has torch).
-        var py = PythonTorch.Path;
-        if (py is null) return;
-        var r = PythonTorch.Run(py, $"\"{Path.Combine(TrainableParamsTests.RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{bin}\" \"{Original}\"");
+    /// <summary>The reference side: real torch.load(weights_only=True) reads our converted file as the python original.</summary>
+    [PythonTorchFact]
+    public void RealTorchLoadReadsTheConvertedFile()
+    {
+        var (_, bin) = ConvertThereAndBack();
+        var r = PythonTorch.Run(PythonTorch.Path!, $"\"{Path.Combine(TrainableParamsTests.RepoRoot(), "tools", "check_reference_trainable.py")}\" \"{bin}\" \"{Original}\"");
         Assert.True(r.ExitCode == 0, r.Output);
     }
 

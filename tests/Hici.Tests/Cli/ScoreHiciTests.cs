@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Hici.Tests.HiciAttention;
+using Hici.Tests.Hierarchical;
 using TorchSharp;
 using static TorchSharp.torch;
 

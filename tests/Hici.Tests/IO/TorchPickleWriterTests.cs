@@ -100,8 +100,14 @@ public class TorchPickleWriterTests
             Assert.Contains($"{root}/data/0", names);
         }
 
-        if (PythonTorch.Path is not { } python) return; // checked above against the torch-verified file
-        var r = PythonTorch.Run(python, $"\"{Path.Combine(IoFixtures.RepoRoot, "tools", "check_pickle_writer.py")}\" \"{fresh}\"");
+    }
+
+    /// <summary>Real torch.load(weights_only=True) reads the fresh writer output (tools/check_pickle_writer.py).</summary>
+    [PythonTorchFact]
+    public void RealTorchLoadReadsWriterOutput()
+    {
+        var fresh = WriteAllDtypes(Path.Combine(IoFixtures.TempDir(), "all_dtypes.bin"));
+        var r = PythonTorch.Run(PythonTorch.Path!, $"\"{Path.Combine(IoFixtures.RepoRoot, "tools", "check_pickle_writer.py")}\" \"{fresh}\"");
         Assert.True(r.ExitCode == 0, r.Output);
         Assert.Contains("ok:", r.Output);
     }

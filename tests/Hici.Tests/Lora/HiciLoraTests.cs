@@ -1,3 +1,4 @@
+using Hici.Loading;
 using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Lora;
@@ -21,23 +22,15 @@ public class HiciLoraTests(ITestOutputHelper output)
     private static string AdapterDir => Path.Combine(Dir, "adapter");
     private static string TrainablePath => Path.Combine(Dir, "trainable_params.bin");
 
-    private static ModelConfig Config(string dir, AttentionKind kind, string forward) =>
-        HfConfigReader.Read(dir) with
-        {
-            Attention = kind,
-            Hici = HiciConfig.Load(ModelDir) with { CausalMode = HiciConfig.ParseCausalMode("causal_gi"), Forward = HiciConfig.ParseForward(forward) },
-        };
+    private static AttentionSetting Attention(AttentionKind kind, string forward) => TestAttention.Setting(kind,
+        HiciConfig.Load(ModelDir) with { CausalMode = HiciConfig.ParseCausalMode("causal_gi"), Forward = HiciConfig.ParseForward(forward) });
 
-    /// <summary>base checkpoint + trainable_params.bin over it, as `score --trainable` would read them.</summary>
-    private static CausalLM LoadWithTrainable(AttentionKind kind, string forward)
-    {
-        using var baseSrc = SafeTensorsWeightSource.Open(Path.Combine(ModelDir, "model.safetensors"));
-        using var trainable = TorchPickleWeightSource.Open(TrainablePath);
-        var both = new OverlayWeightSource(baseSrc, HiciKeyAliasSource.Wrap(trainable));
-        var lm = CausalLM.Load(Config(ModelDir, kind, forward), both, ScalarType.Float32);
-        lm.eval();
-        return lm;
-    }
+    private static ModelConfig Config(string dir, AttentionKind kind, string forward) =>
+        HfConfigReader.Read(dir) with { Attention = Attention(kind, forward) };
+
+    /// <summary>Through the loader every command uses: a folder, the trainable_params.bin over it, the adapter last.</summary>
+    private static LoadedModel Load(string dir, AttentionKind kind, string forward, string? trainable = null, string? adapter = null) =>
+        ModelLoader.Load(new ModelLoadRequest(dir) { Attention = Attention(kind, forward), TrainableFile = trainable, AdapterDir = adapter, Strict = true });
 
     public static TheoryData<string, string> Cases => new()
     {
@@ -58,13 +51,12 @@ public class HiciLoraTests(ITestOutputHelper output)
     public void LoraOnHiciProjectionsMatchesTheReference(string kind, string forward)
     {
         using var scope = torch.NewDisposeScope();
-        using var lm = LoadWithTrainable(kind == "hici" ? AttentionKind.Hici : AttentionKind.Full, forward);
-        using var adapter = PeftAdapter.Open(AdapterDir);
-        var report = adapter.ApplyTo(lm);   // strict: every key used, every layer covered
+        using var loaded = Load(ModelDir, kind == "hici" ? AttentionKind.Hici : AttentionKind.Full, forward, TrainablePath, AdapterDir);
+        var lm = loaded.Transformer;
+        var report = loaded.Adapter!;   // strict: every key used, every layer covered
         Assert.Equal(24, report.Loaded.Count);   // 2 layers × (attention + LocalConstructor + GlobalIntegrator) × q/k/v/o
         Assert.Contains("model.layers.1.self_attn.local_constructor.o_proj", report.Loaded);
         Assert.Contains("model.layers.0.self_attn.global_integrator.v_proj", report.Loaded);
-        LoraApplier.SetTrainable(lm, false);
 
         var (ids, expected) = Expected(kind, forward);
         double unmerged = LoraFixtures.MaxLogprobDiff(lm, ids, expected);
@@ -107,7 +99,7 @@ public class HiciLoraTests(ITestOutputHelper output)
         using (var full = SafeTensorsWeightSource.Open(Path.Combine(ModelDir, "model.safetensors")))
         using (var s = torch.NewDisposeScope())
             SafeTensorsWriter.Save(Path.Combine(baseDir, "model.safetensors"),
-                full.Keys.Where(k => !PeftAdapterKeys.IsHiciModule(k)).Select(k => (k, full.Load(k))));
+                full.Keys.Where(k => !HiciKeys.IsInHiciModule(k)).Select(k => (k, full.Load(k))));
 
         var outDir = tmp.Sub("merged");
         MergeReport report;
@@ -120,18 +112,15 @@ public class HiciLoraTests(ITestOutputHelper output)
         using var scope = torch.NewDisposeScope();
         foreach (var (kind, forward) in new[] { ("hici", "train"), ("hici", "inference"), ("full", "train") })
         {
-            using var model = SafeTensorsWeightSource.Open(outDir);
-            using var hici = SafeTensorsWeightSource.Open(Path.Combine(outDir, LoraMerge.HiciWeightsName));
-            var both = new OverlayWeightSource(model, hici);
-            using var lm = CausalLM.Load(Config(outDir, kind == "hici" ? AttentionKind.Hici : AttentionKind.Full, forward), both, ScalarType.Float32);
-            lm.eval();
+            using var merged = Load(outDir, kind == "hici" ? AttentionKind.Hici : AttentionKind.Full, forward);   // hici.safetensors beside the HF weights
+            var lm = merged.Transformer;
             var (ids, expected) = Expected(kind, forward);
             double d = LoraFixtures.MaxLogprobDiff(lm, ids, expected);
             output.WriteLine($"merged folder {kind}/{forward}: max|Δ logprob| {d:E2}");
             Assert.True(d <= 1e-4, $"{kind}/{forward}: {d:E3}");
 
-            using var inMemory = LoadWithTrainable(kind == "hici" ? AttentionKind.Hici : AttentionKind.Full, forward);
-            using (var adapter = PeftAdapter.Open(AdapterDir)) adapter.ApplyTo(inMemory);
+            using var unmerged = Load(ModelDir, kind == "hici" ? AttentionKind.Hici : AttentionKind.Full, forward, TrainablePath, AdapterDir);
+            var inMemory = unmerged.Transformer;
             LoraApplier.MergeAll(inMemory);
             using var noGrad = torch.no_grad();
             var a = nn.functional.log_softmax(lm.Forward(ids), -1);

@@ -8,7 +8,7 @@ namespace Hici.Tests.Lora;
 
 /// <summary>
 /// PEFT matches by name suffix, so HiCI's LocalConstructor / GlobalIntegrator projections get LoRA too
-/// (architecture spec §7.3). These stand-ins have the shapes of that layout: private fields, a
+/// (target_modules q/k/v/o_proj in the reference's fine-tune_hici.py). These stand-ins have the shapes of that layout: private fields, a
 /// [ComponentName] field, and a Linear that is not a target.
 /// </summary>
 public class NestedTargetsTests

@@ -120,7 +120,7 @@ public class FromPretrainedTests
     public void UnavailableAttentionKindIsAClearError()
     {
         var e = Assert.Throws<HiciException>(() =>
-            CausalLM.FromPretrained(ModelFixtures.Dir("qwen3-gqa"), ScalarType.Float32, attention: AttentionKind.Chunk));
+            CausalLM.FromPretrained(ModelFixtures.Dir("qwen3-gqa"), ScalarType.Float32, attention: new AttentionSetting("chunk")));
         Assert.Contains("attention 'chunk' is not available", e.Message);
     }
 

@@ -278,15 +278,15 @@ public sealed class HostileInputClassTests : IDisposable
     public void LongHiciForwardIsRefusedWithNumbers()
     {
         var cfg = HfConfigReader.Read(Model);
-        var hici = new Hici.Hierarchical.HiciConfig { SegmentSize = 2_000_000 };
-        var est = MemoryEstimator.Score(cfg, torch.ScalarType.Float32, 2_000_000, 512, hici);
+        var hici = cfg with { Attention = Hici.Hierarchical.HiciAttentionOptions.Setting(new Hici.Hierarchical.HiciConfig { SegmentSize = 2_000_000 }) };
+        var est = MemoryEstimator.Score(hici, torch.ScalarType.Float32, 2_000_000, 512, wholeSequence: true);
         var e = Assert.Throws<HiciException>(() => est.EnsureFits(24L << 30, subject: "ids.json"));
         Assert.Contains("ids.json: scoring 2000000 tokens in one forward (HiCI) needs about", e.Message);
         Assert.Contains("attention scores", e.Message);
         Assert.Contains("--force", e.Message);
         est.EnsureFits(24L << 30, force: true);   // --force: the caller tries anyway
         // Full attention in chunks needs the KV cache and chunk × length scores, not length².
-        var full = MemoryEstimator.Score(cfg, torch.ScalarType.Float32, 100_000, 512, null);
+        var full = MemoryEstimator.Score(cfg, torch.ScalarType.Float32, 100_000, 512, wholeSequence: false);
         Assert.InRange(full.Total, 100_000 * 1024.0, 2e9);
     }
 

@@ -1,0 +1,115 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace Hici.Hierarchical;
+
+/// <summary>
+/// Local Construction (the reference's <c>LocalConstructorMulti</c> in llama_attn_hici.py / qwen3_attn_hici.py): M learned query slots attend,
+/// with h heads, over one segment's hidden states and give M summary vectors of width H.
+/// Field names are the state-dict sub-keys under <c>self_attn.local_constructor.</c>.
+/// </summary>
+public sealed class LocalConstructor : nn.Module<Tensor, Tensor?, Tensor>
+{
+#pragma warning disable IDE1006 // names are state-dict keys
+    [ComponentName(Name = "memory_slots")] private Parameter _memory_slots;
+    // Typed as modules, not Linear, so LoRA can wrap them: PEFT's suffix match puts LoRA on these too (target_modules q/k/v/o_proj in fine-tune_hici.py).
+    private nn.Module<Tensor, Tensor> q_proj;
+    private nn.Module<Tensor, Tensor> k_proj;
+    private nn.Module<Tensor, Tensor> v_proj;
+    private nn.Module<Tensor, Tensor>? o_proj;
+#pragma warning restore IDE1006
+
+    public int HiddenSize { get; }
+    public int NumSlots { get; }
+    public int NumHeads { get; }
+    /// <summary>e: β with a bottleneck, else H.</summary>
+    public int Width { get; }
+    public int HeadDim => Width / NumHeads;
+
+    /// <summary>The learned query slots [M, H]. Settable so a loader can swap a meta placeholder for data.</summary>
+    public Parameter memory_slots
+    {
+        get => _memory_slots;
+        set { if (!ReferenceEquals(value, _memory_slots)) { _memory_slots.Dispose(); _memory_slots = value; value.DetachFromDisposeScope(); ConditionallyRegisterParameter("memory_slots", value); } }
+    }
+
+    public Parameter MemorySlots => _memory_slots;
+    public nn.Module<Tensor, Tensor> QProj => q_proj;
+    public nn.Module<Tensor, Tensor> KProj => k_proj;
+    public nn.Module<Tensor, Tensor> VProj => v_proj;
+    public nn.Module<Tensor, Tensor>? OProj => o_proj;
+
+    public LocalConstructor(int hiddenSize, HiciConfig cfg, ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : this(hiddenSize, cfg.LocalSlots, cfg.NumHeads, cfg.UseBottleneck, cfg.BottleneckDim, dtype, device) { }
+
+    /// <summary>
+    /// Builds the module with the reference's initialisation (LocalConstructorMulti.__init__): slots ~ N(0,1)/√H, then q, k, v, o
+    /// with PyTorch's default Linear init (kaiming-uniform, a = √5), in that RNG order; all in fp32, then cast.
+    /// </summary>
+    public LocalConstructor(int hiddenSize, int numSlots = 8, int numHeads = 8, bool useBottleneck = true,
+        int bottleneckDim = 512, ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base("LocalConstructor")
+    {
+        if (hiddenSize % numHeads != 0)
+            throw new HiciException($"LocalConstructor: hidden size {hiddenSize} is not divisible by num_heads {numHeads}");
+        if (useBottleneck && bottleneckDim % numHeads != 0)
+            throw new HiciException($"LocalConstructor: bottleneck_dim {bottleneckDim} is not divisible by num_heads {numHeads}");
+        HiddenSize = hiddenSize;
+        NumSlots = numSlots;
+        NumHeads = numHeads;
+        Width = useBottleneck ? bottleneckDim : hiddenSize;
+
+        // Built directly in the target dtype/device; on the meta device nothing is initialised (a loader
+        // fills it). Otherwise: slots ~ N(0,1)/√H drawn in fp32, then q, k, v, o (default Linear init), in
+        // the reference's RNG order.
+        bool meta = device is { type: DeviceType.META };
+        _memory_slots = new Parameter(meta
+            ? empty(numSlots, hiddenSize, dtype, device)
+            : (randn(numSlots, hiddenSize, ScalarType.Float32) * (1.0 / Math.Sqrt(hiddenSize))).to(dtype, device ?? CPU));
+        _memory_slots.DetachFromDisposeScope();
+        q_proj = nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype);
+        k_proj = nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype);
+        v_proj = nn.Linear(hiddenSize, Width, hasBias: false, device: device, dtype: dtype);
+        o_proj = useBottleneck ? nn.Linear(Width, hiddenSize, hasBias: false, device: device, dtype: dtype) : null;
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// x: [R, S, H] (one row per segment), mask: [R, S] (nonzero/true = valid) or null. Returns [R, M, H].
+    /// Padded keys get finfo(dtype).min (not -inf), so a fully padded row gives the plain mean of its values.
+    /// Runs in x's dtype; the reference's fp32→bf16 round trip of the input (forward_flashattn_hierarchical casts the segment to bf16 before the local constructor) is deliberately not done.
+    /// </summary>
+    public override Tensor forward(Tensor x, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        long r = x.shape[0], s = x.shape[1];
+        int h = NumHeads, dh = HeadDim;
+        var qs = q_proj.forward(_memory_slots);                                    // [M, e]
+        var kx = k_proj.forward(x);                                               // [R, S, e]
+        var vx = v_proj.forward(x);
+        var qh = qs.view(1, NumSlots, h, dh).transpose(1, 2);                     // [1, h, M, dh]
+        var kh = kx.view(r, s, h, dh).transpose(1, 2);                            // [R, h, S, dh]
+        var vh = vx.view(r, s, h, dh).transpose(1, 2);
+        var scores = matmul(qh, kh.transpose(-2, -1)) / Math.Sqrt(dh);           // [R, h, M, S]
+        if (mask is not null)
+        {
+            var invalid = mask.to(ScalarType.Bool).logical_not().view(r, 1, 1, s);
+            scores = scores.masked_fill(invalid, MinValue(scores.dtype));
+        }
+        var attn = scores.softmax(-1);
+        var o = matmul(attn, vh).transpose(1, 2).reshape(r, NumSlots, Width);     // [R, M, e]
+        var result = o_proj is null ? o : o_proj.forward(o);                      // [R, M, H]
+        return result.MoveToOuterDisposeScope();
+    }
+
+    internal static double MinValue(ScalarType t) => t switch
+    {
+        ScalarType.Float32 => float.MinValue,
+        ScalarType.Float64 => double.MinValue,
+        ScalarType.Float16 => -65504.0,
+        ScalarType.BFloat16 => -3.3895313892515355e38,
+        _ => throw new HiciException($"LocalConstructor: unsupported dtype {t}"),
+    };
+}
