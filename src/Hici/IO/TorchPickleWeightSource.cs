@@ -34,7 +34,7 @@ public sealed class TorchPickleWeightSource : IWeightSource
                 src._tensors[key] = t;
                 src._keys.Add(key);
             }
-            CheckMaterialisedBytes(path, src._tensors.Values, archive.StorageBytes, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            CheckMaterialisedBytes(path, src._tensors.Values, archive.StorageBytes, Hici.Runtime.MemoryEstimate.Available);
             return src;
         }
         catch { src.Dispose(); throw; }
