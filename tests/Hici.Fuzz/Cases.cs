@@ -342,7 +342,12 @@ public sealed class Cases
         while (!p.WaitForExit(50))
         {
             peak = Math.Max(peak, Supervisor.Rss(p.Id));
-            if (sw.Elapsed > TimeSpan.FromSeconds(30)) { p.Kill(true); return ("process", Verdict.Hang, $"hici {Describe(args)} ran over 30 s"); }
+            double cpu = Supervisor.CpuSeconds(p.Id);
+            if (cpu > 15 || sw.Elapsed > TimeSpan.FromSeconds(150))
+            {
+                p.Kill(true);
+                return ("process", Verdict.Hang, $"hici {Describe(args)} ran {cpu:F0} s of CPU, {sw.Elapsed.TotalSeconds:F0} s of wall time");
+            }
             if (peak > 3L << 30) { p.Kill(true); return ("process", Verdict.Memory, $"hici {Describe(args)} passed 3 GiB RSS"); }
         }
         var (v, d) = CliVerdict(p.ExitCode, err.Result);

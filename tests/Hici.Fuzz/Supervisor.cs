@@ -71,6 +71,7 @@ public sealed class Supervisor(FuzzOptions o)
         p.BeginErrorReadLine();
         int current = from;
         var caseStart = Stopwatch.StartNew();
+        double caseCpu = 0;
         var lines = new System.Collections.Concurrent.BlockingCollection<string?>();
         var reader = Task.Run(() =>
         {
@@ -83,7 +84,7 @@ public sealed class Supervisor(FuzzOptions o)
             if (lines.TryTake(out var line, 50))
             {
                 if (line is null) break;
-                if (line.StartsWith("@@START ", StringComparison.Ordinal)) { current = int.Parse(line[8..]); caseStart.Restart(); }
+                if (line.StartsWith("@@START ", StringComparison.Ordinal)) { current = int.Parse(line[8..]); caseStart.Restart(); caseCpu = CpuSeconds(p.Id); }
                 else if (line.StartsWith("@@DONE ", StringComparison.Ordinal))
                 {
                     var f = line[7..].Split('\t');
@@ -97,8 +98,11 @@ public sealed class Supervisor(FuzzOptions o)
                 }
                 continue;
             }
-            if (caseStart.Elapsed > o.CaseTimeLimit)
-                return Kill(p, current, Verdict.Hang, $"ran over {o.CaseTimeLimit.TotalSeconds:F0} s");
+            // CPU time, not wall time, decides: on a shared machine a starved case is slow, not hung (wall time
+            // still bounds a case that blocks without using CPU).
+            double cpu = CpuSeconds(p.Id) - caseCpu;
+            if (cpu > o.CaseTimeLimit.TotalSeconds || caseStart.Elapsed > o.CaseTimeLimit * 10)
+                return Kill(p, current, Verdict.Hang, $"ran {cpu:F0} s of CPU, {caseStart.Elapsed.TotalSeconds:F0} s of wall time (limits {o.CaseTimeLimit.TotalSeconds:F0} s, {o.CaseTimeLimit.TotalSeconds * 10:F0} s)");
             if (Rss(p.Id) is var rss && rss > o.MemoryLimitBytes)
                 return Kill(p, current, Verdict.Memory, $"worker RSS {rss >> 20} MiB passed the {o.MemoryLimitBytes >> 20} MiB limit");
         }
@@ -125,6 +129,18 @@ public sealed class Supervisor(FuzzOptions o)
         try { p.Kill(entireProcessTree: true); p.WaitForExit(); } catch (Exception) { }
         Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", v, detail));
         return current + 1;
+    }
+
+    /// <summary>User + system CPU seconds of a process so far (0 where /proc is not available).</summary>
+    public static double CpuSeconds(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');   // fields from 3 (state) on; utime is 14, stime 15
+            return (long.Parse(f[11]) + long.Parse(f[12])) / 100.0;     // USER_HZ is 100 on Linux
+        }
+        catch (Exception) { return 0; }
     }
 
     /// <summary>Resident set size of a process in bytes (0 where /proc is not available).</summary>
