@@ -46,7 +46,9 @@ if (a.Contains("--worker"))
 if (Get("--replay") is { } replay)
 {
     var scratch = Path.Combine(Path.GetTempPath(), $"hici-fuzz-replay-{Environment.ProcessId}");
-    var r = new Cases(seeds, scratch, 0).Run(seed, int.Parse(replay, CultureInfo.InvariantCulture));
+    var cases = new Cases(seeds, scratch, 0);
+    Environment.CurrentDirectory = scratch;   // relative paths among the fuzzed flags land in the scratch folder
+    var r = cases.Run(seed, int.Parse(replay, CultureInfo.InvariantCulture));
     Console.WriteLine($"case {r.Case}: {r.Kind}/{r.Target}: {r.Verdict} {r.Detail}");
     Console.WriteLine($"(inputs left in {scratch}/case)");
     return r.Verdict is Verdict.Clean or Verdict.Success ? 0 : 1;

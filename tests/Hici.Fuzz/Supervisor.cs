@@ -61,6 +61,8 @@ public sealed class Supervisor(FuzzOptions o)
             psi.ArgumentList.Add(a);
         if (o.Root is not null) { psi.ArgumentList.Add("--root"); psi.ArgumentList.Add(o.Root); }
         psi.Environment["DOTNET_GCHeapHardLimit"] = "0x" + o.HeapLimitBytes.ToString("X");
+        Directory.CreateDirectory(scratch);
+        psi.WorkingDirectory = scratch;   // relative paths among the fuzzed flags land in the scratch folder
         using var p = Process.Start(psi)!;
         var stderr = new Queue<string>();
         p.ErrorDataReceived += (_, e) =>   // drained (native code may write there); the tail explains a crash
