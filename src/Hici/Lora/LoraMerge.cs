@@ -31,7 +31,14 @@ public static class LoraMerge
         if (contextSize is not null) options = options with { ContextSize = contextSize };
         if (!Directory.Exists(baseDir)) throw new HiciException($"{baseDir}: no such model folder");
         CheckOutput(outputDir);
-        if (options.HiciConfigPath is { } hcp && !File.Exists(hcp)) throw new HiciException($"{hcp}: no such file");
+        // Read (bounded) and validated now, then written as read: a config that is not one, or a device, is refused
+        // before the merge rather than copied.
+        byte[]? hiciConfigBytes = null;
+        if (options.HiciConfigPath is { } hcp)
+        {
+            hiciConfigBytes = InputFiles.ReadBytes(hcp, HiciConfig.MaxFileBytes);
+            _ = HiciConfig.FromJson(InputFiles.DecodeUtf8(hiciConfigBytes, hcp), hcp);
+        }
 
         var cfg = HfConfigReader.Read(baseDir);
         var config = MergedConfig.Read(baseDir);
@@ -110,19 +117,22 @@ public static class LoraMerge
             if (hiciOut.Count > 0)
             {
                 SafeTensorsWriter.Save(Path.Combine(tmp, HiciWeightsName), hiciOut, new Dictionary<string, string> { ["format"] = "pt" });
-                if (options.HiciConfigPath is { } hc) File.Copy(hc, Path.Combine(tmp, HiciConfigName));
+                if (hiciConfigBytes is not null) File.WriteAllBytes(Path.Combine(tmp, HiciConfigName), hiciConfigBytes);
             }
             File.WriteAllBytes(Path.Combine(tmp, "config.json"), MergedConfig.ToBytes(config));
             // The adapter's tokenizer wins when it has one (the trained vocabulary, e.g. Llama-2 with [PAD]).
             var tokDir = File.Exists(Path.Combine(adapterDir, "tokenizer_config.json")) ? adapterDir : baseDir;
             foreach (var f in TokenizerFiles.Select(n => Path.Combine(tokDir, n)).Where(File.Exists))
-                File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
+                CopyInput(f, Path.Combine(tmp, Path.GetFileName(f)));
             var gen = Path.Combine(baseDir, "generation_config.json");
-            if (File.Exists(gen)) File.Copy(gen, Path.Combine(tmp, "generation_config.json"));
+            if (File.Exists(gen)) CopyInput(gen, Path.Combine(tmp, "generation_config.json"));
         });
         // HiCI LoRA is accounted for by HiciLoraMerged and the notes, not as "ignored".
         return new MergeReport(outputDir, adapterReport with { Ignored = Array.Empty<string>() }, overridden, hici.Keys.ToList(), hiciMerged, notes);
     }
+
+    /// <summary>Copies an input file under the tokenizer.json size limit; a device or FIFO named like one is refused.</summary>
+    private static void CopyInput(string from, string to) => File.WriteAllBytes(to, InputFiles.ReadBytes(from, 512L << 20));
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
 
