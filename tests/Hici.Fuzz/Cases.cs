@@ -313,9 +313,15 @@ public sealed class Cases
 
     static (string, Verdict, string) Library(Action body) { var (v, d) = LibraryRun(body); return ("library", v, d); }
 
+    /// <summary>The last command line run (printed by --replay).</summary>
+    public string[] LastArgs { get; private set; } = [];
+
     (string, Verdict, string) Cli(Random r, params string[] args)
     {
-        if (_hiciDll is not null && r.NextDouble() < _processShare) return CliProcess(args);
+        LastArgs = args;
+        // exec refuses an argument over 128 KiB (E2BIG): such command lines run in process only.
+        if (_hiciDll is not null && r.NextDouble() < _processShare && args.All(a => Encoding.UTF8.GetByteCount(a) < 100_000))
+            return CliProcess(args);
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         var (o, e) = (new StringWriter(), new StringWriter());
         Console.SetOut(o);

@@ -50,6 +50,7 @@ if (Get("--replay") is { } replay)
     Environment.CurrentDirectory = scratch;   // relative paths among the fuzzed flags land in the scratch folder
     var r = cases.Run(seed, int.Parse(replay, CultureInfo.InvariantCulture));
     Console.WriteLine($"case {r.Case}: {r.Kind}/{r.Target}: {r.Verdict} {r.Detail}");
+    if (r.Target != "library") Console.WriteLine("hici " + string.Join(' ', cases.LastArgs.Select(x => x.Length > 80 ? x[..77] + "..." : x)));
     Console.WriteLine($"(inputs left in {scratch}/case)");
     return r.Verdict is Verdict.Clean or Verdict.Success ? 0 : 1;
 }

@@ -68,7 +68,7 @@ public sealed class Supervisor(FuzzOptions o)
         p.ErrorDataReceived += (_, e) =>   // drained (native code may write there); the tail explains a crash
         {
             if (e.Data is null) return;
-            lock (stderr) { stderr.Enqueue(e.Data); if (stderr.Count > 8) stderr.Dequeue(); }
+            lock (stderr) { stderr.Enqueue(e.Data); if (stderr.Count > 40) stderr.Dequeue(); }
         };
         p.BeginErrorReadLine();
         int current = from;
@@ -112,7 +112,7 @@ public sealed class Supervisor(FuzzOptions o)
         if (current < end && p.ExitCode != 0)
         {
             string tail;
-            lock (stderr) tail = string.Join(" | ", stderr.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)));
+            lock (stderr) tail = string.Join(" | ", stderr.Where(l => l.Trim().Length > 0).Take(6));
             Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", Verdict.Fault, $"worker died with exit code {p.ExitCode}: {Cases.Short(tail)}"));
             return current + 1;
         }

@@ -312,6 +312,16 @@ public sealed class HostileInputClassTests : IDisposable
         Assert.Contains("--force", line);
     }
 
+    [Fact]
+    public void ConfigSizesBeyondAnyModelAreRefused()
+    {
+        // head_dim 2^30 made `info` (meta device) allocate 14.8 GB for RoPE tables and take 47 s (found by the fuzzer).
+        var dir = Path.GetDirectoryName(Write("m/config.json", File.ReadAllText(Path.Combine(Model, "config.json")).Replace("\"head_dim\": 32", "\"head_dim\": 1073741824")))!;
+        var sw = Stopwatch.StartNew();
+        Assert.Contains("head_dim 1073741824 is larger than any model this reads", OneLine("info", "--model", dir));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10));
+    }
+
     // 10. Stale temp outputs of ours are removed by the next write.
     [Fact]
     public void StaleTempsOfDeadWritersAreRemoved()
