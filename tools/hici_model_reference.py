@@ -3,7 +3,7 @@ folder, trainable_params overlay). Independent of the C# code: the decoder math 
 (the models branch's HF reference), the attention tools/hici_reference.py, and this file adds
 
   * a [B, T] padding mask (1 = real token) for full attention (padded keys masked, HF eager semantics)
-    and for HiCI (passed to the reference forwards, spec 4.7-4.8).
+    and for HiCI (passed to the reference forwards as their per-segment KV layout and masks).
 
 (Reading safetensors and building the reference HiCI modules from a state dict: tools/fixturelib.py.)
 Used by tools/make_hici_padding_fixtures.py and tools/make_hici_reference_folder.py. Needs only torch.

@@ -4,8 +4,8 @@ GlobalIntegratorShared, forward_flashattn_hierarchical[_inference]), as docs/hic
 (>= 1.13) and nothing else (no transformers, no flash-attn).
 
 Everything is written for clarity rather than speed: the per-segment attention is a Python loop over
-(batch row, segment) with an explicit dense mask, which is the spec's "dense equivalent" of the
-flash-attn varlen call (spec 4.8). Module attribute names equal the reference state-dict keys.
+(batch row, segment) with an explicit dense mask, which is the dense equivalent of the
+flash-attn varlen call in the reference's forward_flashattn_hierarchical. Module attribute names equal the reference state-dict keys.
 """
 import math
 
@@ -64,7 +64,7 @@ def _stats(z):
 
 
 def _causal_stats(L):
-    """L [B, N, M, H] -> [B*N, 5, H], prefix n over chunks 0..n (spec 3.5 op sequence)."""
+    """L [B, N, M, H] -> [B*N, 5, H], prefix n over chunks 0..n (GlobalIntegratorShared.forward_causal op sequence)."""
     B, N, M, H = L.shape
     act = L.dtype
     chunk_sum = L.sum(dim=2)

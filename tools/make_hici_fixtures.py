@@ -5,7 +5,7 @@ the writer is tools/fixturelib.py's).
 
 Run with a Python that has torch (Debian's python3-torch 1.13 at /usr/bin/python3 is enough):
     /usr/bin/python3 tools/make_hici_fixtures.py
-The expected outputs come from tools/hici_reference.py (an independent implementation of the spec).
+The expected outputs come from tools/hici_reference.py (an independent implementation of the reference math, see docs/hici.md).
 """
 import math
 import os

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Hici.Hierarchical;
 using Hici.Loading;
-using Hici.Lora;
 using Hici.Models;
 
 namespace Hici.Cli;

@@ -25,6 +25,8 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
     {
         embed_tokens = new TokenEmbedding(cfg.VocabSize, cfg.HiddenSize, paramDevice, dtype);
         var attention = AttentionRegistry.For(cfg).CreateLayers(cfg, paramDevice, dtype);
+        if (attention.Count != cfg.NumHiddenLayers)
+            throw new InvalidOperationException($"attention '{cfg.Attention.Name}' made {attention.Count} layers for a {cfg.NumHiddenLayers}-layer model");
         layers = new ModuleList<DecoderLayer>(attention.Select(a => new DecoderLayer(cfg, a, paramDevice, dtype)).ToArray());
         norm = new RmsNorm(cfg.HiddenSize, cfg.RmsNormEps, paramDevice, dtype);
         _rotary = new RotaryEmbedding(cfg, computeDevice);
