@@ -21,6 +21,7 @@ public static class CliApp
         root.Subcommands.Add(MergeCommand.Build());
         root.Subcommands.Add(ConvertTrainableCommand.Build());
         root.Subcommands.Add(AuditCausalityCommand.Build());
+        root.Subcommands.Add(EvalCommand.Build());
         return root;
     }
 

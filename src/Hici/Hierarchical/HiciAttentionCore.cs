@@ -25,6 +25,9 @@ public sealed class HiciAttentionCore
     public LocalConstructor? LocalConstructor { get; }
     public IGlobalIntegrator? GlobalIntegrator { get; }
     public HiciSegmenter Segmenter { get; }
+    /// <summary>When set, every segmented forward also reports where its attention mass went (attention
+    /// statistics; the probabilities are then computed explicitly, which costs [B·N, n_q, S, P+S] floats).</summary>
+    public Action<HiciAttentionMass>? MassObserver { get; set; }
 
     public HiciAttentionCore(HiciConfig config, LocalConstructor? localConstructor, IGlobalIntegrator? globalIntegrator,
         HiciSegmenter? segmenter = null)
@@ -220,8 +223,34 @@ public sealed class HiciAttentionCore
         var causal = (j < p).logical_or(j - p <= a).view(1, s, kvLen);
         var qMask = tokMask.reshape(b * n, s, 1);
         var allowed = causal.logical_and(kvMask.reshape(b * n, 1, kvLen)).logical_or(qMask.logical_not());
+        if (MassObserver is { } observe) observe(Mass(qs, kr, allowed, qMask, mem is null ? 0 : MemoryLayout(), p, b, n));
         var o = nn.functional.scaled_dot_product_attention(qs, kr, vr, allowed.unsqueeze(1));   // [B·N, n_q, S, d]
         o = o * qMask.unsqueeze(1).to(o.dtype);
         return o.view(b, n, nq, s, d).permute(0, 1, 3, 2, 4).reshape(b, t, nq * d);
     }
+
+    /// <summary>Global slots at the front of the memory (0 when the memory holds only L).</summary>
+    private long MemoryLayout() => GlobalIntegrator?.NumGlobalSlots ?? 0;
+
+    /// <summary>Softmax mass per key group (G slots, L slots, tokens), averaged over heads and valid queries, per segment.</summary>
+    private static HiciAttentionMass Mass(Tensor qs, Tensor kr, Tensor allowed, Tensor qMask, long gSlots, long p, long b, long n)
+    {
+        using var scope = NewDisposeScope();
+        long d = qs.shape[3];
+        var scores = matmul(qs.to(ScalarType.Float32), kr.to(ScalarType.Float32).transpose(2, 3)) * Math.Pow(d, -0.5);
+        var probs = scores.masked_fill(allowed.unsqueeze(1).logical_not(), double.NegativeInfinity).softmax(-1);   // [B·N, n_q, S, P+S]
+        var valid = qMask.reshape(b * n, 1, qMask.shape[1]).to(ScalarType.Float32);                              // [B·N, 1, S]
+        double[] PerSegment(long start, long len)
+        {
+            if (len <= 0) return new double[n];
+            var m = probs.narrow(3, start, len).sum(3) * valid;                                                // [B·N, n_q, S]
+            // sum(0L), not sum(0): a literal 0 converts to ScalarType and would sum everything
+            var perSeg = m.sum(2L).sum(1L).view(b, n).sum(0L) / (valid.sum(2L).sum(1L).view(b, n).sum(0L) * probs.shape[1]);
+            return perSeg.to(ScalarType.Float64).cpu().data<double>().ToArray();
+        }
+        return new HiciAttentionMass(PerSegment(0, gSlots), PerSegment(gSlots, p - gSlots), PerSegment(p, probs.shape[3] - p));
+    }
 }
+
+/// <summary>One segmented forward's attention mass per segment: on the global memory G, the local slots L and the tokens (shares of 1).</summary>
+public sealed record HiciAttentionMass(double[] Global, double[] Local, double[] Tokens);

@@ -24,6 +24,8 @@ public sealed record ModelLoadRequest(string ModelDir)
     public string? AdapterDir { get; init; }
     /// <summary>Missing / unexpected keys of the trainable file or the adapter are errors.</summary>
     public bool Strict { get; init; }
+    /// <summary>Replaces config.json's rope_scaling (evaluations derive it from the training context); null = keep.</summary>
+    public RopeScaling? RopeScaling { get; init; }
 }
 
 /// <summary>Answers, before any weight is read, what a request will build: for checking inputs early.</summary>

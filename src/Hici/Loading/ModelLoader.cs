@@ -63,6 +63,7 @@ public sealed class DecoderFamily : IModelFamily
     public static ModelConfig Config(ModelLoadRequest req, TrainableSource? trainable)
     {
         var cfg = HfConfigReader.Read(req.ModelDir);
+        if (req.RopeScaling is { } rope) cfg = cfg with { RopeScaling = rope };
         var impl = AttentionRegistry.Get(req.Attention.Name);
         var options = req.Attention.Options ?? impl.OptionsFromFolder(req.ModelDir);
         cfg = cfg with { Attention = new AttentionSetting(impl.Name, impl.ValidateOptions(options, cfg)) };
