@@ -330,7 +330,7 @@ public sealed class Cases
         try { code = CliApp.Run(args); }
         catch (Exception x) { code = -1; e.WriteLine($"escaped Common.Run: {x.GetType().Name}: {Short(x.Message)}"); }
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-        var (v, d) = CliVerdict(code, e.ToString());
+        var (v, d) = CliVerdict(code, Verbose(args) ? FirstLine(e.ToString()) : e.ToString());
         return ("cli", v, d);
     }
 
@@ -356,7 +356,7 @@ public sealed class Cases
             }
             if (peak > 3L << 30) { p.Kill(true); return ("process", Verdict.Memory, $"hici {Describe(args)} passed 3 GiB RSS"); }
         }
-        var (v, d) = CliVerdict(p.ExitCode, err.Result);
+        var (v, d) = CliVerdict(p.ExitCode, Verbose(args) ? FirstLine(err.Result) : err.Result);
         return ("process", v, d);
     }
 
@@ -377,6 +377,11 @@ public sealed class Cases
     static (Verdict, string) CliVerdict(int code, string err) { var v = CliVerdictOnly(code, err, out var d); return (v, d); }
 
     // ---- helpers ----
+
+    /// <summary>--verbose asks for the stack trace after the one line: then only the first line is judged.</summary>
+    static bool Verbose(string[] args) => args.Contains("--verbose") || args.Contains("-v");
+
+    static string FirstLine(string s) => s.Split('\n')[0];
 
     /// <summary>Sometimes the input is not a regular file at all.</summary>
     string MaybeSpecial(Random r, string path, string dir) => r.Next(20) == 0 ? SpecialPath(r, dir) : path;
