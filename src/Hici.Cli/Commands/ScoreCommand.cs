@@ -4,6 +4,7 @@ using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Loading;
 using Hici.Models;
+using Hici.Runtime;
 using Hici.Text;
 
 namespace Hici.Cli.Commands;
@@ -45,6 +46,11 @@ public static class ScoreCommand
             var (attention, leak) = streamed ? (HiciStreamScorer.Describe(plan.Config, tokens.Length), null)
                 : plan.DescribeAttention(tokens.Length);   // also checks the segment rule
 
+            if (plan.Config is { } mc)   // the vocabulary is already the one --trainable resizes to
+                MemoryEstimator.Score(mc, request.DType, tokens.Length, pr.GetValue(chunk), plan.ScoresWholeSequence)
+                    .EnsureFits(force: pr.GetValue(Common.Force), subject: idsPath ?? textPath, advice: plan.ScoresWholeSequence
+                        ? "score a shorter input, use smaller segments (--segment-size) or --dtype bf16"
+                        : "score a shorter input, lower --chunk, or use --dtype bf16");
             if (pr.GetValue(outFile) is { } outPath) AtomicFile.CheckTarget(outPath, "--out");
             if (UnrequestedFiles(dir, request.TrainableFile, request.AdapterDir) is { Length: > 0 } unused)
                 Console.WriteLine($"note        {dir} also holds {unused}; not loaded unless asked (--trainable FILE, --adapter DIR)");
