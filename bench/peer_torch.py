@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""PyTorch-eager peer for `hici bench`: the same Qwen3-shaped random model, same shapes, same threads.
+"""PyTorch peer for `hici bench`: the same Qwen3-shaped random model, same shapes, same threads.
 
-Prints one JSON object per line: {"dtype", "tokens", "prefill_tok_s", "decode_ms"} and the machine's
-matmul GFLOP/s as seen by this torch build. Run by bench/Hici.Bench in the same run as the C# side so
-the two are compared under the same load. Needs Debian's python3-torch and libopenblas0-pthread.
+Prints one JSON object per line: first {"peer": label}, then the machine's matmul GFLOP/s as seen by this
+torch build and {"dtype", "tokens", "prefill_tok_s", "decode_ms"} rows. Run by bench/Hici.Bench in the same
+run as the C# side so the two are compared under the same load. Attention is
+F.scaled_dot_product_attention (HF transformers' attn_implementation="sdpa") where torch has it (>= 2.0,
+e.g. Debian 13's python3-torch 2.6), else eager math (Debian 12's 1.13). Needs libopenblas0-pthread.
 """
 import json, math, sys, time
 import torch
 import torch.nn.functional as F
+
+SDPA = hasattr(F, "scaled_dot_product_attention")
 
 def rms(x, w, eps):
     dt = x.dtype
@@ -60,11 +64,15 @@ class Model:
             K = kc[:, :, :start + T].repeat_interleave(nq // nk, dim=1)
             V = vc[:, :, :start + T].repeat_interleave(nq // nk, dim=1)
             S = start + T
-            # torch 1.13 (Debian 12) has no scaled_dot_product_attention: eager math.
-            w = (q @ K.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-            if T > 1:
-                w = w.masked_fill(~torch.ones(T, S, dtype=torch.bool).tril(S - T), float("-inf"))
-            a = torch.softmax(w.float(), dim=-1).to(s.dtype) @ V
+            if SDPA:
+                # HF's sdpa path: is_causal only for a prefill from position 0 (top-left = bottom-right there)
+                a = F.scaled_dot_product_attention(q, K, V, is_causal=(T > 1 and start == 0))
+            else:
+                # torch 1.13 (Debian 12) has no scaled_dot_product_attention: eager math.
+                w = (q @ K.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+                if T > 1:
+                    w = w.masked_fill(~torch.ones(T, S, dtype=torch.bool).tril(S - T), float("-inf"))
+                a = torch.softmax(w.float(), dim=-1).to(s.dtype) @ V
             x = x + F.linear(a.transpose(1, 2).reshape(B, T, nq * hd), l["o"])
             h = rms(x, l["ln2"], 1e-6)
             x = x + F.linear(F.silu(F.linear(h, l["g"])) * F.linear(h, l["u"]), l["d"])
@@ -79,7 +87,7 @@ def main():
     a = json.loads(sys.argv[1])
     torch.set_num_threads(a["threads"])
     c = a["config"]
-    out = []
+    print(json.dumps({"peer": "PyTorch %s, %s" % (torch.__version__, "SDPA" if SDPA else "eager attention (no SDPA)")}), flush=True)
     with torch.inference_mode():
         for dt in a["dtypes"]:
             dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dt]

@@ -20,7 +20,7 @@ from fixturelib import randomise  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "hici")
-MAX_BYTES = 300 * 1000
+MAX_BYTES = 400 * 1000
 
 
 def write_safetensors(path, tensors, metadata=None):
@@ -129,8 +129,11 @@ def attention_fixture(shape, forward):
     if forward == "train":
         for mode in ref.CAUSAL_MODES:
             outs["out." + mode] = ref.hici_training_forward(x, mask, q, k, v, wk, wv, lc, gi, mode, ratio=0.25)
-        # no padding mask at all (the pre-training case)
+        # no padding mask at all (the pre-training case; HiciAttentionCore's mask-free causal path)
         outs["out.causal_gi.nomask"] = ref.hici_training_forward(x, None, q, k, v, wk, wv, lc, gi, "causal_gi", 0.25)
+        for mode in ref.CAUSAL_MODES:
+            if mode != "causal_gi":
+                outs["nomask." + mode] = ref.hici_training_forward(x, None, q, k, v, wk, wv, lc, gi, mode, 0.25)
         # one segment still runs HiCI in the training forward
         outs["out.causal_gi.one_segment"] = ref.hici_training_forward(x, mask, q, k, v, wk, wv, lc, gi, "causal_gi", 1.0)
         # fixed segment size
@@ -142,6 +145,9 @@ def attention_fixture(shape, forward):
         for mode in ref.CAUSAL_MODES:   # ratio 1/4 at T = 30: S = 7, padded to 35 (5 segments)
             outs["out." + mode] = ref.hici_inference_forward(x, mask, q, k, v, wk, wv, lc, gi, mode, ratio=0.25)
         outs["out.none.segment8"] = ref.hici_inference_forward(x, mask, q, k, v, wk, wv, lc, gi, "none", segment_size=8)
+        # no padding mask and no padding (S = 6 divides 30): the mask-free causal path
+        for mode in ref.CAUSAL_MODES:
+            outs["nomask." + mode] = ref.hici_inference_forward(x, None, q, k, v, wk, wv, lc, gi, mode, segment_size=6)
         # one segment: HiCI off, plain causal attention
         outs["out.none.one_segment"] = ref.hici_inference_forward(x, mask, q, k, v, wk, wv, lc, gi, "none", segment_size=64)
     modes = ["out." + m for m in ref.CAUSAL_MODES]

@@ -149,6 +149,12 @@ def zipit(path, pkl, data=None, prefix="archive", compress=zipfile.ZIP_STORED, e
         put(z, f"{prefix}/version", "3\n")
 
 
+def write_many_views_bomb(d, f4):
+    """Each view is within the per-view cap (2^24 elements), but 800 of them over one 16-byte storage are 50 GiB."""
+    views = [(f"v{i}", tensor("0", 4, 0, [4096, 4096], [0, 0])) for i in range(800)]
+    zipit(os.path.join(d, "many_views_bomb.bin"), state(*views), {"0": f4})
+
+
 def write_hostile(d):
     os.makedirs(d)
     f4 = struct.pack("<4f", 1, 2, 3, 4)
@@ -164,6 +170,7 @@ def write_hostile(d):
     zipit(os.path.join(d, "storage_size_mismatch.bin"), state(("a", tensor("0", 10, 0, [10], [1]))), {"0": f4})
     zipit(os.path.join(d, "extent_past_storage.bin"), state(("a", tensor("0", 4, 2, [2, 2], [1, 2]))), {"0": f4})
     zipit(os.path.join(d, "expand_bomb.bin"), state(("a", tensor("0", 4, 0, [1 << 20, 1 << 20], [0, 0]))), {"0": f4})
+    write_many_views_bomb(d, f4)
     zipit(os.path.join(d, "negative_stride.bin"), state(("a", tensor("0", 4, 3, [4], [-1]))), {"0": f4})
     zipit(os.path.join(d, "missing_entry.bin"), state(("a", ok)), {})
     zipit(os.path.join(d, "compressed_entry.bin"), state(("a", tensor("0", 64, 0, [64], [1]))),

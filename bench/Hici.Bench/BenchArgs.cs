@@ -1,12 +1,14 @@
 namespace Hici.Bench;
 
-public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int DecodeSteps, bool NoPeer, string? Out, bool Hici = false, bool LengthsGiven = false)
+public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int DecodeSteps, bool NoPeer, string? Out, bool Hici = false, bool LengthsGiven = false, bool Stream = false, int Segment = 4096)
 {
     public const string Usage = """
         Hici.Bench: speed numbers for HiCI.NET (a benchmark, not a test).
           (default)   prefill tokens/s and decode ms/token of a 58M Qwen3-shaped random model, the measured
                       matmul GFLOP/s and the share of it achieved, and PyTorch eager on the same shapes as a ratio
           --hici      prefill full vs HiCI attention (4 segments) beside the expected FLOP ratio
+          --stream    streaming HiCI scoring (causal_shift): seconds and peak RSS per length (default 32K,64K,128K)
+          --segment N segment length for --stream (default 4096)
         Options:
           --lengths 512,2048,8192   prompt lengths (--hici default: 2048,8192,16384)
           --dtypes fp32,bf16        dtypes (default both)
@@ -20,7 +22,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
     {
         int[] lengths = { 512, 2048, 8192 };
         string[] dtypes = { "fp32", "bf16" };
-        int threads = 2, steps = 16; bool noPeer = false, hici = false, lengthsGiven = false; string? outp = null;
+        int threads = 2, steps = 16, segment = 4096; bool noPeer = false, hici = false, stream = false, lengthsGiven = false; string? outp = null;
         for (int i = 0; i < a.Length; i++)
         {
             string Next() => i + 1 < a.Length ? a[++i] : throw new ArgumentException($"{a[i]} needs a value");
@@ -28,6 +30,8 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
             {
                 case "--lengths": lengths = Next().Split(',').Select(int.Parse).ToArray(); lengthsGiven = true; break;
                 case "--hici": hici = true; break;
+                case "--stream": stream = true; break;
+                case "--segment": segment = int.Parse(Next()); break;
                 case "--dtypes": dtypes = Next().Split(','); break;
                 case "--threads": threads = int.Parse(Next()); break;
                 case "--decode-steps": steps = int.Parse(Next()); break;
@@ -38,6 +42,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
             }
         }
         if (dtypes.Any(d => d is not ("fp32" or "bf16"))) throw new ArgumentException("--dtypes takes fp32,bf16");
-        return new(lengths, dtypes, threads, steps, noPeer, outp, hici, lengthsGiven);
+        if (segment <= 0) throw new ArgumentException("--segment must be positive");
+        return new(lengths, dtypes, threads, steps, noPeer, outp, hici, lengthsGiven, stream, segment);
     }
 }

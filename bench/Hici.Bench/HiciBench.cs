@@ -37,34 +37,35 @@ public static class HiciBench
         Prefill(hici, 256);
 
         var layer = (HiciAttention)hici.model.layers[0].self_attn;
-        var rows = new List<(int T, double Full, double Hici, double FullAttn, double HiciAttn, Flops F)>();
+        var rows = new List<(int T, double Full, double Hici, double FullAttn, double HiciAttn, double MaskedAttn, Flops F)>();
         foreach (int t in lengths)
         {
             // Interleaved and the minimum taken: the machine is shared, so load changes between runs; about
             // 3 minutes in all on 2 cores.
             int reps = t <= 8192 ? 3 : 2;
-            double f = double.MaxValue, h = double.MaxValue, fa = double.MaxValue, ha = double.MaxValue;
+            double f = double.MaxValue, h = double.MaxValue, fa = double.MaxValue, ha = double.MaxValue, ma = double.MaxValue;
             for (int i = 0; i < reps; i++)
             {
                 f = Math.Min(f, Prefill(full, t));
                 h = Math.Min(h, Prefill(hici, t));
-                var (a, b) = AttentionOnly(layer, baseCfg, t);
+                var (a, b, mk) = AttentionOnly(layer, baseCfg, t);
                 fa = Math.Min(fa, a);
                 ha = Math.Min(ha, b);
+                ma = Math.Min(ma, mk);
             }
-            rows.Add((t, f, h, fa, ha, Count(baseCfg, t)));
-            Console.WriteLine($"  T={t}: prefill full {f:F2} s, hici {h:F2} s; one layer's attention full {fa * 1000:F0} ms, hici {ha * 1000:F0} ms");
+            rows.Add((t, f, h, fa, ha, ma, Count(baseCfg, t)));
+            Console.WriteLine($"  T={t}: prefill full {f:F2} s, hici {h:F2} s; one layer's attention full {fa * 1000:F0} ms, hici {ha * 1000:F0} ms (masked path {ma * 1000:F0} ms)");
         }
 
         Console.WriteLine();
-        Console.WriteLine("| tokens | prefill full s | prefill HiCI s | prefill ratio HiCI/full | expected whole-prefill FLOP ratio | attention (1 layer) full ms | attention HiCI ms | attention ratio | expected attention-FLOP ratio |");
-        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var (t, f, h, fa, ha, fl) in rows)
-            Console.WriteLine($"| {t} | {f:F2} | {h:F2} | {h / f:F2} | {fl.TotalRatio:F2} | {fa * 1000:F0} | {ha * 1000:F0} | {ha / fa:F2} | {fl.AttentionRatio:F2} |");
+        Console.WriteLine("| tokens | prefill full s | prefill HiCI s | prefill ratio HiCI/full | expected whole-prefill FLOP ratio | attention (1 layer) full ms | attention HiCI ms | attention ratio | expected attention-FLOP ratio | HiCI masked path ms (before) | masked ratio |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (t, f, h, fa, ha, ma, fl) in rows)
+            Console.WriteLine($"| {t} | {f:F2} | {h:F2} | {h / f:F2} | {fl.TotalRatio:F2} | {fa * 1000:F0} | {ha * 1000:F0} | {ha / fa:F2} | {fl.AttentionRatio:F2} | {ma * 1000:F0} | {ma / fa:F2} |");
         Console.WriteLine();
         Console.WriteLine($"matmul 1024³ fp32: {matmulGflops:F0} GFLOP/s. Times are the minimum of interleaved runs (the machine is shared).");
         Console.WriteLine("Attention FLOPs: full = causal pairs T(T+1)/2 per head (QKᵀ + PV, 4·d each);");
-        Console.WriteLine("HiCI = per segment S queries × (P + S) keys (P = K + M memory slots; dense: the masked kernel computes every pair) plus the");
+        Console.WriteLine("HiCI = per segment S queries × (P memory slots + causal tokens), P = K + M (the mask-free causal path skips masked blocks), plus the");
         Console.WriteLine("HiCI modules (local-constructor k/v over every token and its slot attention, o_proj, global integrator, memory k/v).");
         Console.WriteLine("Whole prefill adds the per-token weight matmuls (same for both) and one lm_head row.");
     }
@@ -83,9 +84,9 @@ public static class HiciBench
 
     /// <summary>
     /// Seconds for one layer's attention on random q/k/v: full causal SDPA vs the HiCI core (local constructor,
-    /// global integrator, memory k/v through the layer's projections, segmented masked attention).
+    /// global integrator, memory k/v through the layer's projections, segmented causal attention).
     /// </summary>
-    private static (double Full, double Hici) AttentionOnly(HiciAttention layer, ModelConfig c, int t)
+    private static (double Full, double Hici, double Masked) AttentionOnly(HiciAttention layer, ModelConfig c, int t)
     {
         using var scope = NewDisposeScope();
         var hidden = randn(1, t, c.HiddenSize);
@@ -97,7 +98,13 @@ public static class HiciBench
         double full = sw.Elapsed.TotalSeconds;
         sw.Restart();
         _ = layer.Core.TrainingForward(hidden, null, q, k, v, s => layer.k_proj.call(s), s => layer.v_proj.call(s)).sum().item<float>();
-        return (full, sw.Elapsed.TotalSeconds);
+        double hici = sw.Elapsed.TotalSeconds;
+        // the dense masked path (what every unpadded input ran before the fast path)
+        layer.Core.UseFastPath = false;
+        sw.Restart();
+        _ = layer.Core.TrainingForward(hidden, null, q, k, v, s => layer.k_proj.call(s), s => layer.v_proj.call(s)).sum().item<float>();
+        layer.Core.UseFastPath = true;
+        return (full, hici, sw.Elapsed.TotalSeconds);
     }
 
     public sealed record Flops(double FullAttention, double HiciAttention, double Weights)
@@ -118,7 +125,7 @@ public static class HiciBench
         double p = k + m;
         double pairFlops = 4.0 * nq * d;                                          // QKᵀ and PV per (query, key) pair
         double fullAttn = pairFlops * t * (t + 1) / 2.0;
-        double segAttn = pairFlops * n * s * (p + s);
+        double segAttn = pairFlops * n * s * (p + (s + 1) / 2.0);                  // causal fast path: memory + causal tokens
         double lc = 2.0 * m * h * beta                                           // slot queries
                   + 2.0 * 2.0 * t * h * beta                                      // k, v of every token
                   + 2.0 * 2.0 * m * t * beta                                      // slot scores and weighted sum

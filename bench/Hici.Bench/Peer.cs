@@ -5,30 +5,66 @@ using Hici.Models;
 
 namespace Hici.Bench;
 
-/// <summary>Runs bench/peer_torch.py (PyTorch eager, same shapes, same threads) and parses its JSON lines.</summary>
+/// <summary>
+/// Runs bench/peer_torch.py (PyTorch, same shapes, same threads) and parses its JSON lines. Where the PyTorch 2.6
+/// peer environment exists (a Debian 13 chroot holding python3-torch 2.6 and libopenblas0-pthread, default
+/// /srv/peer-trixie with a READY file, or $HICI_PEER_ROOT) the script runs there with SDPA; otherwise with the
+/// host's /usr/bin/python3 (Debian 12: torch 1.13, eager attention), and the label says which.
+/// </summary>
 public static class Peer
 {
-    public static (Dictionary<(string, int), (double Tok, double Ms)> Rows, Dictionary<string, double> Gflops)? Run(BenchArgs o, ModelConfig c)
+    public sealed record Result(string Label, Dictionary<(string, int), (double Tok, double Ms)> Rows, Dictionary<string, double> Gflops);
+
+    /// <summary>OpenBLAS cores older than AVX2: a CPU with AVX2/AVX-512 that is detected as one of these is mis-detected.</summary>
+    private static readonly string[] PreAvx2Cores =
+        { "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine", "Northwood", "Banias",
+          "Opteron", "Barcelona", "Bobcat", "Sandybridge", "Bulldozer", "Piledriver", "Generic" };
+
+    public static Result? Run(BenchArgs o, ModelConfig c)
     {
-        const string py = "/usr/bin/python3";
         var script = FindScript();
-        if (!File.Exists(py) || script is null) return null;
+        if (script is null) return null;
+        var launcher = Launcher();
+        if (launcher is null) return null;
+        var (exe, prefix, where) = launcher.Value;
+
+        // Which OpenBLAS kernel does the peer's torch pick? Override only a mis-detection (checked, not guessed).
+        var env = new Dictionary<string, string>();
+        var core = DetectedCore(exe, prefix);
+        string blas = core is null ? "OpenBLAS reported no core: not loaded? (reference BLAS is ~50x slower; install libopenblas0-pthread)"
+            : $"OpenBLAS core: {core} (detected)";
+        if (core is not null && PreAvx2Cores.Contains(core) && CpuFlags() is { } flags && (flags.Contains("avx512f") || flags.Contains("avx2")))
+        {
+            env["OPENBLAS_CORETYPE"] = flags.Contains("avx512f") ? "SkylakeX" : "Haswell";
+            blas = $"OpenBLAS detected {core} on a CPU with {(flags.Contains("avx512f") ? "avx512f" : "avx2")}: OPENBLAS_CORETYPE={env["OPENBLAS_CORETYPE"]} for the peer";
+        }
+
         var arg = JsonSerializer.Serialize(new
         {
             threads = o.Threads, dtypes = o.DTypes, lengths = o.Lengths, decode_steps = o.DecodeSteps,
             config = new { hidden = c.HiddenSize, mlp = c.IntermediateSize, layers = c.NumHiddenLayers, heads = c.NumAttentionHeads,
                            kv_heads = c.NumKeyValueHeads, head_dim = c.HeadDim, vocab = c.VocabSize, theta = c.RopeTheta },
         });
-        var psi = new ProcessStartInfo(py) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script); psi.ArgumentList.Add(arg);
+        var psi = Start(exe, prefix, env);
+        psi.ArgumentList.Add("-");                          // the script comes on stdin: nothing is copied into the chroot
+        psi.ArgumentList.Add(arg);
         using var p = Process.Start(psi)!;
+        p.StandardInput.Write(File.ReadAllText(script));
+        p.StandardInput.Close();
+        var stderr = p.StandardError.ReadToEndAsync();
         var rows = new Dictionary<(string, int), (double, double)>();
         var gf = new Dictionary<string, double>();
+        string label = "PyTorch";
         string? line;
-        Console.WriteLine("PyTorch eager peer (/usr/bin/python3):");
         while ((line = p.StandardOutput.ReadLine()) is not null)
         {
             var j = JsonNode.Parse(line)!;
+            if (j["peer"] is JsonNode pl)
+            {
+                label = $"{(string)pl!} ({where}; {blas})";
+                Console.WriteLine($"PyTorch peer: {label}");
+                continue;
+            }
             string dt = (string)j["dtype"]!;
             if (j["matmul_gflops"] is JsonNode g) { gf[dt] = (double)g; Console.WriteLine($"  matmul 1024³ {dt}: {(double)g:F0} GFLOP/s"); continue; }
             int t = (int)j["tokens"]!;
@@ -36,9 +72,52 @@ public static class Peer
             Console.WriteLine($"  {dt} T={t}: prefill {(double)j["prefill_tok_s"]!:F0} tok/s, decode {(double)j["decode_ms"]!:F2} ms/token");
         }
         p.WaitForExit();
-        if (p.ExitCode != 0) { Console.WriteLine("  peer failed: " + p.StandardError.ReadToEnd().Trim().Split('\n').LastOrDefault()); return null; }
-        return (rows, gf);
+        if (p.ExitCode != 0) { Console.WriteLine("  peer failed: " + stderr.Result.Trim().Split('\n').LastOrDefault()); return null; }
+        return new Result(label, rows, gf);
     }
+
+    /// <summary>(program, leading arguments, description): the PyTorch 2.6 chroot when present, else the host python.</summary>
+    private static (string Exe, string[] Prefix, string Where)? Launcher()
+    {
+        string root = Environment.GetEnvironmentVariable("HICI_PEER_ROOT") ?? "/srv/peer-trixie";
+        if (File.Exists(Path.Combine(root, "READY")) && File.Exists(Path.Combine(root, "usr/bin/python3")) && File.Exists("/usr/sbin/chroot"))
+            return ("/usr/sbin/chroot", new[] { root, "/usr/bin/python3" }, $"Debian 13 chroot {root}");
+        if (File.Exists("/usr/bin/python3")) return ("/usr/bin/python3", Array.Empty<string>(), "host /usr/bin/python3 (Debian 12: torch 1.13, no SDPA)");
+        return null;
+    }
+
+    private static ProcessStartInfo Start(string exe, string[] prefix, Dictionary<string, string> env)
+    {
+        var psi = new ProcessStartInfo(exe)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        foreach (var a in prefix) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        return psi;
+    }
+
+    /// <summary>The core OpenBLAS reports (OPENBLAS_VERBOSE=2 prints "Core: X" when torch loads it), or null.</summary>
+    private static string? DetectedCore(string exe, string[] prefix)
+    {
+        try
+        {
+            var psi = Start(exe, prefix, new() { ["OPENBLAS_VERBOSE"] = "2" });
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add("import torch; torch.ones(64, 64) @ torch.ones(64, 64)");
+            using var p = Process.Start(psi)!;
+            p.StandardInput.Close();
+            var err = p.StandardError.ReadToEndAsync();
+            string outText = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            var core = (outText + "\n" + err.Result).Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Core:"));
+            return core?["Core:".Length..].Trim();
+        }
+        catch (Exception) { return null; }
+    }
+
+    private static string? CpuFlags() =>
+        File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags")) : null;
 
     static string? FindScript()
     {

@@ -8,10 +8,11 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // hici-bench: prefill tokens/s and decode ms/token for the ~58M Qwen3-shaped random model, the machine's
-// matmul rate in the same run, and the same model in PyTorch eager (Debian python3-torch) as a ratio.
+// matmul rate in the same run, and the same model in PyTorch (2.6 with SDPA in the peer chroot, else Debian 12's 1.13) as a ratio.
 // Usage: dotnet run -c Release --project bench/Hici.Bench -- [--lengths 512,2048,8192] [--dtypes fp32,bf16]
 //        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
+//        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 BenchArgs opts;
 try { opts = BenchArgs.Parse(args); }
@@ -20,6 +21,14 @@ var st = TorchRuntime.Probe();
 if (!st.Loaded) { Console.Error.WriteLine($"native backend does not load: {st.Error}\n{st.Advice}"); return 1; }
 torch.set_num_threads(opts.Threads);
 Console.WriteLine($"HiCI.NET benchmark: TorchSharp {st.TorchSharpVersion}, libtorch {st.LibTorchVersion}, {opts.Threads} threads, {Environment.ProcessorCount} cores");
+
+if (opts.Stream)
+{
+    foreach (var dt in opts.DTypes)
+        StreamBench.Run(opts.LengthsGiven ? opts.Lengths : StreamBench.DefaultLengths, opts.Segment,
+            dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32);
+    return 0;
+}
 
 if (opts.Hici)
 {
@@ -55,15 +64,17 @@ foreach (var dt in opts.DTypes)
 
 Dictionary<(string, int), (double Tok, double Ms)> peer = new();
 double? peerGf32 = null, peerGf16 = null;
+string peerLabel = "none";
 if (!opts.NoPeer)
 {
     var p = Peer.Run(opts, cfg);
-    if (p is null) Console.WriteLine("PyTorch peer: not run (needs /usr/bin/python3 with torch: apt-get install python3-torch libopenblas0-pthread)");
-    else { peer = p.Value.Rows; peerGf32 = p.Value.Gflops.GetValueOrDefault("fp32"); peerGf16 = p.Value.Gflops.GetValueOrDefault("bf16"); }
+    if (p is null) Console.WriteLine("PyTorch peer: not run (needs the PyTorch 2.6 chroot /srv/peer-trixie, or /usr/bin/python3 with torch: apt-get install python3-torch libopenblas0-pthread)");
+    else { peer = p.Rows; peerGf32 = p.Gflops.GetValueOrDefault("fp32"); peerGf16 = p.Gflops.GetValueOrDefault("bf16"); peerLabel = p.Label; }
 }
 
 Console.WriteLine();
-Console.WriteLine("| dtype | tokens | prefill tok/s | prefill GFLOP/s | share of matmul peak | decode ms/token | decode GB/s read | share of copy GB/s | PyTorch eager prefill tok/s | prefill ratio (ours/PyTorch) | PyTorch decode ms/token | decode ratio (PyTorch/ours) |");
+Console.WriteLine($"PyTorch column: {peerLabel}");
+Console.WriteLine("| dtype | tokens | prefill tok/s | prefill GFLOP/s | share of matmul peak | decode ms/token | decode GB/s read | share of copy GB/s | PyTorch prefill tok/s | prefill ratio (ours/PyTorch) | PyTorch decode ms/token | decode ratio (PyTorch/ours) |");
 Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 foreach (var r in rows)
 {
@@ -79,7 +90,7 @@ Console.WriteLine("decode GB/s = bytes a decode step must read (every weight mat
 Console.WriteLine("prefill = best of 3 runs; decode = median step of the steps timed after the last prefill.");
 if (opts.Out is not null)
 {
-    File.WriteAllText(opts.Out, JsonSerializer.Serialize(new { rows, gflops, peer = peer.Select(kv => new { dtype = kv.Key.Item1, tokens = kv.Key.Item2, kv.Value.Tok, kv.Value.Ms }) }, new JsonSerializerOptions { WriteIndented = true, IncludeFields = true }));
+    File.WriteAllText(opts.Out, JsonSerializer.Serialize(new { rows, gflops, peerLabel, peer = peer.Select(kv => new { dtype = kv.Key.Item1, tokens = kv.Key.Item2, kv.Value.Tok, kv.Value.Ms }) }, new JsonSerializerOptions { WriteIndented = true, IncludeFields = true }));
     Console.WriteLine($"results written to {opts.Out}");
 }
 return 0;

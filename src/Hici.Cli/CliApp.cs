@@ -28,6 +28,7 @@ public static class CliApp
         root.Subcommands.Add(DemoCommand.Build());
         root.Subcommands.Add(EvalCommand.Build());
         root.Subcommands.Add(I3Command.Build());
+        root.Subcommands.Add(ProfileCommand.Build());
         return root;
     }
 

@@ -40,8 +40,14 @@ public static class Common
         Recursive = true,
     };
 
+    public static readonly Option<bool> Force = new("--force")
+    {
+        Description = "Run even when the memory estimate says the forward cannot fit (it may then fail or be killed)",
+    };
+
     public static void AddComputeOptions(Command cmd)
     {
+        cmd.Options.Add(Force);
         cmd.Options.Add(Dtype);
         cmd.Options.Add(Threads);
         cmd.Options.Add(Device);
@@ -75,22 +81,66 @@ public static class Common
         TorchRuntime.SetThreads(pr.GetValue(Threads));
     }
 
-    /// <summary>Runs a command body: user errors become one line on stderr and exit 1.</summary>
+    /// <summary>
+    /// Runs a command body: user errors become one line on stderr and exit 1, internal faults one line and exit 70.
+    /// Messages are cut to their first line (libtorch appends a native stack of "frame #N" lines; System.Text.Json
+    /// could quote input); the full text and stack are printed under --verbose.
+    /// </summary>
     public static int Run(ParseResult pr, Func<int> body)
     {
         bool verbose = pr.GetValue(Verbose);
         try { return body(); }
-        catch (Exception e) when (e is HiciException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
-        {
-            Console.Error.WriteLine($"hici: error: {e.Message}");
-            if (verbose) Console.Error.WriteLine(e);
-            return 1;
-        }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"hici: internal error: {e.GetType().Name}: {e.Message}");
-            if (verbose) Console.Error.WriteLine(e); else Console.Error.WriteLine("(run with --verbose for the stack trace)");
-            return 70;
+            var (exit, line) = Classify(e);
+            // A user error stays one line; a cut message says where the rest is.
+            if (exit == 1 && !verbose && line.Length < e.Message.Trim().Length && !line.EndsWith("--verbose)", StringComparison.Ordinal))
+                line += " (details: --verbose)";
+            Console.Error.WriteLine(exit == 1 ? $"hici: error: {line}" : $"hici: internal error: {line}");
+            if (verbose) Console.Error.WriteLine(e);
+            else if (exit != 1) Console.Error.WriteLine("(run with --verbose for the stack trace)");
+            return exit;
         }
+    }
+
+    /// <summary>Exit code and the one line to print for an exception escaping a command.</summary>
+    public static (int Exit, string Line) Classify(Exception e)
+    {
+        if (e is AggregateException { InnerExceptions.Count: 1 } agg) e = agg.InnerExceptions[0];
+        if (e is TypeInitializationException { InnerException: { } inner }) e = inner;
+        switch (e)
+        {
+            case HiciException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException
+                or UnauthorizedAccessException or System.Text.Json.JsonException or PathTooLongException:
+                return (1, OneLine(e.Message));
+            case ArgumentException { ParamName: "path" or "fileName" or "sourceFileName" or "destFileName" }:
+                return (1, $"a file or folder path is empty or invalid ({OneLine(e.Message)})");
+            case OutOfMemoryException or InsufficientMemoryException:
+                return (1, $"out of memory ({OneLine(e.Message)}); use a shorter input or a machine with more memory");
+            case IOException io when IsDiskFull(io):
+                return (1, $"the disk is full ({OneLine(e.Message)})");
+        }
+        var msg = e.Message;
+        if (IsNativeAllocationFailure(msg))
+            return (1, $"out of memory: {OneLine(msg)}; use a shorter input, --dtype bf16, or a machine with more memory");
+        return (70, $"{e.GetType().Name}: {OneLine(msg)}");
+    }
+
+    static bool IsNativeAllocationFailure(string msg) =>
+        msg.Contains("DefaultCPUAllocator", StringComparison.Ordinal) || msg.Contains("can't allocate memory", StringComparison.Ordinal)
+        || msg.Contains("out of memory", StringComparison.OrdinalIgnoreCase) || msg.Contains("std::bad_alloc", StringComparison.Ordinal);
+
+    static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) == 28 /* ENOSPC */ || e.Message.Contains("No space left", StringComparison.Ordinal);
+
+    /// <summary>The first line of a message, without libtorch's "Exception raised from …" tail, at most 4000 characters.</summary>
+    public static string OneLine(string message)
+    {
+        var s = message.Replace("\r", "");
+        int nl = s.IndexOf('\n');
+        if (nl >= 0) s = s[..nl];
+        int raised = s.IndexOf("Exception raised from", StringComparison.Ordinal);
+        if (raised > 0) s = s[..raised];
+        s = s.Trim();
+        return s.Length > 4000 ? s[..3997] + "..." : s;
     }
 }

@@ -32,11 +32,13 @@ public static class ModelOptions
         cmd.Options.Add(Adapter);
         cmd.Options.Add(Strict);
         HiciFlags.AddTo(cmd);
+        DualChunkFlags.AddTo(cmd);
         Common.AddComputeOptions(cmd);
     }
 
-    /// <summary>The load request these options describe for the model folder <paramref name="dir"/>.</summary>
-    public static ModelLoadRequest Request(ParseResult pr, string dir)
+    /// <summary>The load request these options describe for the model folder <paramref name="dir"/>
+    /// (<paramref name="attention"/>: this setting instead of the one --attention and its flags describe).</summary>
+    public static ModelLoadRequest Request(ParseResult pr, string dir, AttentionSetting? attention = null)
     {
         if (!Directory.Exists(dir)) throw new HiciException($"{dir}: no such model folder");
         string? trainable = pr.GetValue(Trainable);
@@ -44,7 +46,7 @@ public static class ModelOptions
         {
             DType = Common.ParseDtype(pr.GetValue(Common.Dtype)!),
             Device = Common.ParseDevice(pr.GetValue(Common.Device)!),
-            Attention = AttentionSetting(pr, dir, trainable),
+            Attention = attention ?? AttentionSetting(pr, dir, trainable),
             TrainableFile = trainable,
             AdapterDir = pr.GetValue(Adapter),
             Strict = pr.GetValue(Strict),
@@ -61,6 +63,8 @@ public static class ModelOptions
         string name = (pr.GetValue(Attention) ?? FullAttention.Id).ToLowerInvariant();
         if (!AttentionRegistry.Names.Contains(name))
             throw new HiciException($"--attention: '{name}' is not supported (use {string.Join(" or ", AttentionRegistry.Names)})");
+        if (name == DualChunk.DualChunkImplementation.Id) return DualChunk.DualChunkImplementation.Setting(DualChunkFlags.Resolve(pr));
+        DualChunkFlags.RefuseWithout(pr, name);
         switch (name)
         {
             case HiciImplementation.Id:

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Hici.Hierarchical;
 using Hici.Loading;
+using Hici.Runtime;
 using Hici.Text;
 
 namespace Hici.Cli.Commands;
@@ -40,9 +41,11 @@ public static class AuditCausalityCommand
             {
                 int n = pr.GetValue(length);
                 if (n < 2) throw new HiciException($"--length must be at least 2 (got {n})");
-                if (plan.Config is { } mc) CheckFits(mc, n, vocab, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+                if (plan.Config is { } mc) CheckFits(mc, n, request.DType, MemoryEstimate.Available, pr.GetValue(Common.Force), $"--length {n}");
                 tokens = Enumerable.Range(0, n).Select(_ => (long)rng.Next((int)vocab)).ToArray();
             }
+            if (pr.GetValue(ids) is { } idsFile && plan.Config is { } ic)
+                CheckFits(ic, tokens.Length, request.DType, MemoryEstimate.Available, pr.GetValue(Common.Force), idsFile);
             var segments = plan.Config is { } cfg ? CausalityAudit.Segments(cfg.Attention, tokens.Length) : null;
             int p = pr.GetValue(position) ?? CausalityAudit.DefaultPosition(segments, tokens.Length);
             if (p < 1 || p >= tokens.Length) throw new HiciException($"--position {p} is outside 1..{tokens.Length - 1}");
@@ -60,15 +63,12 @@ public static class AuditCausalityCommand
     }
 
     /// <summary>
-    /// Two whole-sequence forwards keep [T, V] fp32 log-probs each and full attention forms [heads, T, T] scores: a
-    /// --length far beyond memory was a libtorch allocation failure (exit 70, native stack) instead of a user error.
+    /// The audit runs two whole-sequence forwards one after the other (lm_head in 256-token chunks): a --length far
+    /// beyond memory was a libtorch allocation failure (exit 70, native stack) instead of a user error.
     /// </summary>
-    public static void CheckFits(Hici.Models.ModelConfig cfg, int length, long vocab, long memoryBytes)
-    {
-        double bytes = 2.0 * length * vocab * 4 + (double)cfg.NumAttentionHeads * length * length * 4;
-        if (bytes > memoryBytes)
-            throw new HiciException($"--length {length}: auditing it needs about {bytes / (1L << 30):F1} GiB, more than this machine's {memoryBytes / (double)(1L << 30):F1} GiB of memory");
-    }
+    public static void CheckFits(Hici.Models.ModelConfig cfg, int length, TorchSharp.torch.ScalarType dtype, long memoryBytes, bool force, string subject) =>
+        MemoryEstimator.WholeSequence(cfg, dtype, length, "auditing", 3.0 * 256 * cfg.VocabSize * 4)
+            .EnsureFits(memoryBytes, force, subject, "use a shorter sequence");
 
     private static void Print(AuditResult r, string attention, int n, bool segmented)
     {

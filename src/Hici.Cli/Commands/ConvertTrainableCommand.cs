@@ -24,7 +24,7 @@ public static class ConvertTrainableCommand
         cmd.Options.Add(format);
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
-            string inPath = pr.GetValue(input)!, outPath = pr.GetValue(output)!;
+            string inPath = InputFiles.CheckPath(pr.GetValue(input), "--input"), outPath = InputFiles.CheckPath(pr.GetValue(output), "--output");
             bool toReference = ResolveFormat(pr.GetValue(format), outPath);
             if (Path.GetFullPath(inPath) == Path.GetFullPath(outPath)) throw new HiciException($"{outPath}: --output must differ from --input");
             var outDir = Path.GetDirectoryName(Path.GetFullPath(outPath))!;

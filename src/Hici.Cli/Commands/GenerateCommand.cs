@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hici.Runtime;
 using System.Text.Json;
 using Hici.Generation;
 using Hici.IO;
@@ -60,7 +61,7 @@ public static class GenerateCommand
             // (a rendered chat template already holds BOS where the model expects it)
             if (ids.Length == 0) throw new HiciException("the prompt encodes to no tokens");
 
-            if (plan.Config is { } cfg) CheckCacheFits(cfg, request.DType, ids.Length, maxNewTokens, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            if (plan.Config is { } cfg) CheckCacheFits(cfg, request.DType, ids.Length, maxNewTokens, MemoryEstimate.Available, pr.GetValue(Common.Force));
             if (plan.MaxPositionEmbeddings is { } maxPos && (long)ids.Length + maxNewTokens > maxPos)
                 Console.Error.WriteLine($"note: {ids.Length} prompt + {maxNewTokens} new tokens can pass max_position_embeddings {maxPos}" +
                                         (plan.Config?.RopeScaling is not { } rs ? "; the model was not trained for such positions (no rope_scaling)" : $" (rope_scaling {rs.Type} ×{rs.Factor})"));
@@ -122,15 +123,12 @@ public static class GenerateCommand
     /// The KV cache is preallocated for prompt + --max-new-tokens positions, so a huge bound would allocate (or be
     /// killed allocating) before the first token; refuse it while it is still a flag the user can change.
     /// </summary>
-    public static void CheckCacheFits(ModelConfig cfg, TorchSharp.torch.ScalarType dtype, int promptTokens, int maxNew, long memoryBytes)
+    public static void CheckCacheFits(ModelConfig cfg, TorchSharp.torch.ScalarType dtype, int promptTokens, int maxNew, long memoryBytes, bool force = false)
     {
         long positions = (long)promptTokens + maxNew;
         if (positions > int.MaxValue)
             throw new HiciException($"--max-new-tokens {maxNew}: prompt ({promptTokens} tokens) + max new tokens exceeds {int.MaxValue} positions");
-        double bytes = KvCache.RequiredBytes(cfg, 1, positions, dtype);
-        if (bytes > memoryBytes)
-            throw new HiciException($"--max-new-tokens {maxNew}: the KV cache for {positions} positions needs {bytes / (1L << 30):F1} GiB, " +
-                                    $"more than this machine's {memoryBytes / (double)(1L << 30):F1} GiB of memory");
+        MemoryEstimator.Generate(cfg, dtype, promptTokens, maxNew).EnsureFits(memoryBytes, force, $"--max-new-tokens {maxNew}", "lower it");
     }
 
     static string Reason(StopReason r) => r switch { StopReason.Eos => "eos", StopReason.StopString => "stop string", _ => "max tokens" };

@@ -4,6 +4,7 @@ using Hici.Hierarchical;
 using Hici.IO;
 using Hici.Loading;
 using Hici.Models;
+using Hici.Runtime;
 using Hici.Text;
 
 namespace Hici.Cli.Commands;
@@ -19,8 +20,13 @@ public static class ScoreCommand
         var ids = new Option<string?>("--ids") { Description = "JSON file holding an array of token ids" };
         var outFile = new Option<string?>("--out") { Description = "Write {\"logprobs\":[...],\"nll\":...,\"ppl\":...} here" };
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass (bounds memory; with --attention hici only the lm_head is chunked)", DefaultValueFactory = _ => 512 };
+        var stream = new Option<bool>("--stream")
+        {
+            Description = "HiCI in causal_shift/causal_shift_g only: score segment by segment, carrying only each layer's HiCI memory " +
+                          "state, so memory grows with the segment (--segment-size), not the text; equals the one-shot forward",
+        };
         var cmd = new Command("score", "Log-probability of every next token, total NLL and perplexity");
-        foreach (var o in new Option[] { model, text, ids, tokenizer, outFile, chunk }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, text, ids, tokenizer, outFile, chunk, stream }) cmd.Options.Add(o);
         ModelOptions.AddTo(cmd);
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
@@ -36,8 +42,15 @@ public static class ScoreCommand
             long[] tokens = idsPath is not null
                 ? TokenInput.ReadIds(idsPath, plan.VocabSize, minCount: 2, purpose: "to score")
                 : EncodeText(textPath!, pr.GetValue(tokenizer) ?? dir, plan.VocabSize);
-            var (attention, leak) = plan.DescribeAttention(tokens.Length);   // also checks the segment rule
+            bool streamed = pr.GetValue(stream);
+            var (attention, leak) = streamed ? (HiciStreamScorer.Describe(plan.Config, tokens.Length), null)
+                : plan.DescribeAttention(tokens.Length);   // also checks the segment rule
 
+            if (plan.Config is { } mc)   // the vocabulary is already the one --trainable resizes to
+                MemoryEstimator.Score(mc, request.DType, tokens.Length, pr.GetValue(chunk), plan.ScoresWholeSequence)
+                    .EnsureFits(force: pr.GetValue(Common.Force), subject: idsPath ?? textPath, advice: plan.ScoresWholeSequence
+                        ? "score a shorter input, use smaller segments (--segment-size) or --dtype bf16"
+                        : "score a shorter input, lower --chunk, or use --dtype bf16");
             if (pr.GetValue(outFile) is { } outPath) AtomicFile.CheckTarget(outPath, "--out");
             if (UnrequestedFiles(dir, request.TrainableFile, request.AdapterDir) is { Length: > 0 } unused)
                 Console.WriteLine($"note        {dir} also holds {unused}; not loaded unless asked (--trainable FILE, --adapter DIR)");
@@ -47,7 +60,8 @@ public static class ScoreCommand
             Console.WriteLine($"attention   {attention}");
             if (leak is not null) Console.WriteLine($"note        {leak}");
             var r = Progress.Run($"scoring {tokens.Length} tokens", report =>
-                Scorer.Score(loaded.Model, tokens, pr.GetValue(chunk), wholeSequence: plan.ScoresWholeSequence, progress: report));
+                streamed ? HiciStreamScorer.Score(loaded.Transformer, tokens, progress: report)
+                         : Scorer.Score(loaded.Model, tokens, pr.GetValue(chunk), wholeSequence: plan.ScoresWholeSequence, progress: report));
 
             Console.WriteLine($"tokens      {tokens.Length} ({r.Scored} predicted)");
             Console.WriteLine($"NLL         {r.TotalNll:F4} nats total, {r.MeanNll:F4} per token");

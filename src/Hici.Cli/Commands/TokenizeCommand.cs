@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Hici.IO;
 using System.Text;
 using System.Text.Json;
 using Hici.Text;
@@ -61,25 +62,16 @@ public static class TokenizeCommand
     /// <summary>The "text" of each non-blank line; a bad line stops with its file and line number.</summary>
     static IEnumerable<string> ReadTexts(string path)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: file not found");
-        int lineNo = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (lineNo, line) in InputFiles.ReadLines(path, MaxLineBytes))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            string? value;
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("text", out var v) || v.ValueKind != JsonValueKind.String)
-                    throw new HiciException($"{path}:{lineNo}: expected an object with a string \"text\" field");
-                value = v.GetString();
-            }
-            catch (JsonException e)
-            {
-                throw new HiciException($"{path}:{lineNo}: not valid JSON ({e.Message.Split(" Path:")[0]})", e);
-            }
-            yield return value!;
+            string where = $"{path}:{lineNo}";
+            using var doc = JsonFiles.Parse(where, System.Text.Encoding.UTF8.GetBytes(line));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("text", out var v) || v.ValueKind != JsonValueKind.String)
+                throw new HiciException($"{where}: expected an object with a string \"text\" field");
+            yield return v.GetString()!;
         }
     }
+
+    /// <summary>One JSONL record; a longer line is refused rather than read into memory whole.</summary>
+    public const long MaxLineBytes = 256L << 20;
 }

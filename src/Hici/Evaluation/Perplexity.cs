@@ -65,6 +65,11 @@ public static class Perplexity
     /// <param name="log">partial results keyed by window index (resume); null = none</param>
     /// <param name="progress">(windows done, windows in this run)</param>
     public static PerplexityResult Run(ICausalLM lm, string path, int[] tokens, PerplexityOptions o, bool wholeSequence,
+        ResumeLog<double>? log = null, Action<int, int>? progress = null) =>
+        Run(ids => Scorer.Score(lm, ids, o.Chunk, wholeSequence).TotalNll, path, tokens, o, log, progress);
+
+    /// <summary>As above with any window scorer (ids → total NLL of its next-token predictions), e.g. streaming HiCI.</summary>
+    public static PerplexityResult Run(Func<long[], double> windowNll, string path, int[] tokens, PerplexityOptions o,
         ResumeLog<double>? log = null, Action<int, int>? progress = null)
     {
         var (all, _) = Plan(path, tokens.Length, o);
@@ -78,7 +83,7 @@ public static class Perplexity
             {
                 var ids = new long[o.SeqLen];
                 for (int k = 0; k < o.SeqLen; k++) ids[k] = tokens[all[w] + k];
-                nll = Scorer.Score(lm, ids, o.Chunk, wholeSequence).TotalNll;
+                nll = windowNll(ids);
                 log?.Add(key, nll);
             }
             results.Add((w, nll));

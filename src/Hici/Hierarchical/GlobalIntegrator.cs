@@ -16,8 +16,68 @@ public interface IGlobalIntegrator
     Tensor Forward(Tensor localSlots);
     /// <summary>Causal: L [B, N, M, H] → G [B, N, K, H], slice n from chunks 0..n inclusive (GlobalIntegratorShared.forward_causal).</summary>
     Tensor ForwardCausal(Tensor localSlots);
+    /// <summary>Statistics s [B', 5, H] (e.g. <see cref="CausalStatsState.Stats"/>) → G [B', K, H].</summary>
+    Tensor ForwardStats(Tensor stats);
     /// <summary>The module itself (for state dicts, dtype moves).</summary>
     nn.Module Module { get; }
+}
+
+/// <summary>
+/// The running statistics behind <see cref="IGlobalIntegrator.ForwardCausal"/>, one segment at a time: sum,
+/// max, min, fp32 sum of squares and slot count of segments 0..g, so streaming HiCI carries [B, H]-sized state
+/// per layer instead of every segment's local slots. Same dtype sequence as <c>CausalStats</c>.
+/// </summary>
+public sealed class CausalStatsState : IDisposable
+{
+    private Tensor? _sum, _max, _min, _sq;
+    private long _segments, _slots;
+
+    /// <summary>Adds one segment's local slots L_g [B, M, H].</summary>
+    public void Add(Tensor l)
+    {
+        using var scope = NewDisposeScope();
+        var s = l.sum(1);
+        var mx = l.amax(new long[] { 1 });
+        var mn = l.amin(new long[] { 1 });
+        var l32 = l.to(ScalarType.Float32);
+        var sq = (l32 * l32).sum(1);
+        _sum = Keep(_sum is null ? s : _sum + s, _sum);
+        _max = Keep(_max is null ? mx : maximum(_max, mx), _max);
+        _min = Keep(_min is null ? mn : minimum(_min, mn), _min);
+        _sq = Keep(_sq is null ? sq : _sq + sq, _sq);
+        _segments++;
+        _slots = l.shape[1];
+    }
+
+    private static Tensor Keep(Tensor fresh, Tensor? old)
+    {
+        fresh.MoveToOuterDisposeScope();
+        fresh = fresh.DetachFromDisposeScope();
+        old?.Dispose();
+        return fresh;
+    }
+
+    /// <summary>s [B, 5, H] = [mean, max, min, std, norm_mean] over every slot added so far.</summary>
+    public Tensor Stats()
+    {
+        if (_sum is null) throw new InvalidOperationException("no segment added yet");
+        using var scope = NewDisposeScope();
+        var act = _sum.dtype;
+        var cnt = tensor((double)_segments, act, _sum.device) * _slots;     // as CausalStats: (g+1)·M in the activation dtype
+        var mean = _sum / cnt;
+        var cnt32 = cnt.to(ScalarType.Float32);
+        var e2 = _sq! / cnt32;
+        var e1 = _sum.to(ScalarType.Float32) / cnt32;
+        var sd = (e2 - e1 * e1).clamp_min(1e-12).sqrt().to(act);
+        var nm = nn.functional.normalize(mean, p: 2, dim: -1, eps: 1e-6);
+        return stack(new[] { mean, _max!, _min!, sd, nm }, 1).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in new[] { _sum, _max, _min, _sq }) t?.Dispose();
+        _sum = _max = _min = _sq = null;
+    }
 }
 
 /// <summary>The statistics both integrator classes compute (pure functions).</summary>
@@ -205,6 +265,12 @@ public abstract class GlobalIntegratorBase : nn.Module<Tensor, Tensor>, IGlobalI
         long b = localSlots.shape[0];
         var z = localSlots.reshape(b, -1, HiddenSize);
         return Integrate(GlobalIntegration.Stats(z)).MoveToOuterDisposeScope();
+    }
+
+    public Tensor ForwardStats(Tensor stats)
+    {
+        using var scope = NewDisposeScope();
+        return Integrate(stats).MoveToOuterDisposeScope();
     }
 
     public Tensor ForwardCausal(Tensor localSlots)

@@ -29,6 +29,13 @@ public sealed class HiciAttentionCore
     /// statistics; the probabilities are then computed explicitly, which costs [B·N, n_q, S, P+S] floats).</summary>
     public Action<HiciAttentionMass>? MassObserver { get; set; }
 
+    /// <summary>
+    /// True (default): inputs without padding run the mask-free causal path (<see cref="SegmentedCausal"/>);
+    /// false forces the dense masked path, which the padded case and a set <see cref="MassObserver"/> always take
+    /// (tests compare the two).
+    /// </summary>
+    public bool UseFastPath { get; set; } = true;
+
     public HiciAttentionCore(HiciConfig config, LocalConstructor? localConstructor, IGlobalIntegrator? globalIntegrator,
         HiciSegmenter? segmenter = null)
     {
@@ -54,8 +61,10 @@ public sealed class HiciAttentionCore
         long b = hidden.shape[0], t = hidden.shape[1];
         CheckShapes(hidden, mask, q, k, v);
         int s = Segmenter.TrainingSegmentSize((int)t, layerIdx, training);
-        var m = mask is null ? ones(b, t, ScalarType.Bool, hidden.device) : mask.to(ScalarType.Bool);
-        var result = Segmented(hidden, m, q, k, v, kProj, vProj, s, useMemory: true);
+        var result = mask is null && UseFastPath && MassObserver is null
+            ? SegmentedCausal(hidden, q, k, v, kProj, vProj, s, useMemory: true)
+            : Segmented(hidden, mask is null ? ones(b, t, ScalarType.Bool, hidden.device) : mask.to(ScalarType.Bool),
+                q, k, v, kProj, vProj, s, useMemory: true);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -83,7 +92,9 @@ public sealed class HiciAttentionCore
             v = nn.functional.pad(v, new long[] { 0, 0, 0, pad });
         }
         bool useMemory = tp / s > 1 || Config.InferenceSingleSegment;
-        var result = Segmented(hidden, m, q, k, v, kProj, vProj, s, useMemory);
+        var result = mask is null && tp == t && UseFastPath && MassObserver is null
+            ? SegmentedCausal(hidden, q, k, v, kProj, vProj, s, useMemory)
+            : Segmented(hidden, m, q, k, v, kProj, vProj, s, useMemory);
         if (tp != t) result = result.narrow(1, 0, t);
         return result.contiguous().MoveToOuterDisposeScope();
     }
@@ -125,6 +136,54 @@ public sealed class HiciAttentionCore
         return o.transpose(1, 2).reshape(b, tn, nq * d).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Streaming (causal_shift / causal_shift_g only): the attention of one segment [B, S', H] given what the
+    /// earlier segments left in <paramref name="state"/> (G_{g−1}, L_{g−1}); then adds this segment to the state.
+    /// q/k/v are the segment's own heads (RoPE at their absolute positions). Equals the segment's rows of the
+    /// one-shot forward with segment length S (a shorter last segment = the inference forward's padded one).
+    /// </summary>
+    public Tensor StreamSegment(Tensor hidden, Tensor q, Tensor k, Tensor v,
+        Func<Tensor, Tensor> kProj, Func<Tensor, Tensor> vProj, HiciStreamState state)
+    {
+        var mode = Config.CausalMode;
+        if (mode is not (HiciCausalMode.CausalShift or HiciCausalMode.CausalShiftG))
+            throw new HiciException($"HiCI streaming needs causal_mode causal_shift or causal_shift_g (got {HiciConfig.CausalModeName(mode)}): " +
+                                    "in the other modes a segment's memory depends on its own or later tokens");
+        using var scope = NewDisposeScope();
+        CheckShapes(hidden, null, q, k, v);
+        long b = hidden.shape[0], s = hidden.shape[1];
+        long nq = q.shape[1], nkv = k.shape[1], d = q.shape[3];
+        var parts = new List<Tensor>();
+        if (LocalConstructor is not null && state.Segments > 0)
+        {
+            if (GlobalIntegrator is not null) parts.Add(state.Global!);
+            if (mode == HiciCausalMode.CausalShift) parts.Add(state.Local!);
+        }
+        Tensor o;
+        if (parts.Count == 0) o = CausalWithMemory(q, k, v, null, null);
+        else
+        {
+            var mem = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);                  // [B, P, H]
+            long p = mem.shape[1];
+            var km = kProj(mem).view(b, p, nkv, d).transpose(1, 2);                           // [B, n_kv, P, d]
+            var vm = vProj(mem).view(b, p, nkv, d).transpose(1, 2);
+            o = CausalWithMemory(q, k, v, km, vm);
+        }
+        if (LocalConstructor is not null)
+        {
+            var l = LocalConstructor.forward(hidden, null);                                     // [B, M, H]
+            Tensor? g = null;
+            if (GlobalIntegrator is not null)
+            {
+                state.Stats.Add(l);
+                g = GlobalIntegrator.ForwardStats(state.Stats.Stats());                         // G_g, for segment g+1
+            }
+            state.Advance(mode == HiciCausalMode.CausalShift ? l : null, g);
+        }
+        else state.Advance(null, null);
+        return o.transpose(1, 2).reshape(b, s, nq * d).MoveToOuterDisposeScope();
+    }
+
     // ------------------------------------------------------------------ internals
 
     private void CheckShapes(Tensor hidden, Tensor? mask, Tensor q, Tensor k, Tensor v)
@@ -144,14 +203,14 @@ public sealed class HiciAttentionCore
     /// <summary>kv head κ serves query heads κ·r .. κ·r + r − 1 (repeat_kv / flash GQA mapping).</summary>
     private static Tensor RepeatKv(Tensor x, long rep) => rep == 1 ? x : x.repeat_interleave(rep, dim: 1);
 
-    /// <summary>The memory per segment, [B, N, P, H], and its mask [B, N, P] (true = visible).</summary>
-    private (Tensor? Memory, Tensor? MemMask) BuildMemory(Tensor hidden, Tensor mask, long n, long s)
+    /// <summary>The memory per segment, [B, N, P, H], and its mask [B, N, P] (true = visible); mask null = nothing padded.</summary>
+    private (Tensor? Memory, Tensor? MemMask) BuildMemory(Tensor hidden, Tensor? mask, long n, long s)
     {
         if (LocalConstructor is null) return (null, null);
         long b = hidden.shape[0], h = hidden.shape[2];
         var mode = Config.CausalMode;
         var chunks = hidden.reshape(b * n, s, h);
-        var chunkMask = mask.reshape(b * n, s);
+        var chunkMask = mask?.reshape(b * n, s);
         var l = LocalConstructor.forward(chunks, chunkMask).view(b, n, Config.LocalSlots, h); // [B, N, M, H]
 
         Tensor? g = null;                                                                      // [B, N, K, H]
@@ -187,6 +246,71 @@ public sealed class HiciAttentionCore
         long n = x.shape[1];
         var z = zeros_like(x.narrow(1, 0, 1));
         return n == 1 ? z : cat(new[] { z, x.narrow(1, 0, n - 1) }, 1);
+    }
+
+    /// <summary>
+    /// The per-segment attention without a dense mask (nothing padded). Each segment's keys are
+    /// [memory (P) ; tokens (S)]; P zero query rows are put in front of its S queries, so SDPA's top-left
+    /// causal rule (query row i sees keys 0..i) lets real query a (row P + a) see every memory slot and the
+    /// tokens 0..a — the bottom-right rule of <see cref="Segmented"/> — on the causal flash kernel, which skips
+    /// the masked blocks; the P extra rows are dropped. In the shift modes segment 0 has no memory (its slots
+    /// are masked) and runs as plain causal attention over its own tokens.
+    /// </summary>
+    private Tensor SegmentedCausal(Tensor hidden, Tensor q, Tensor k, Tensor v,
+        Func<Tensor, Tensor> kProj, Func<Tensor, Tensor> vProj, long s, bool useMemory)
+    {
+        long b = hidden.shape[0], t = hidden.shape[1];
+        long nq = q.shape[1], nkv = k.shape[1], d = q.shape[3];
+        long n = t / s;
+        var (mem, _) = useMemory ? BuildMemory(hidden, null, n, s) : (null, null);
+        bool shift = Config.CausalMode is HiciCausalMode.CausalShift or HiciCausalMode.CausalShiftG;
+
+        var qs = q.view(b, nq, n, s, d).transpose(1, 2);                                 // [B, N, n_q, S, d]
+        var ks = k.view(b, nkv, n, s, d).transpose(1, 2);                                // [B, N, n_kv, S, d]
+        var vs = v.view(b, nkv, n, s, d).transpose(1, 2);
+        // segments first .. first+count-1, with or without their memory → [B, count, n_q, S, d]
+        Tensor Run(long first, long count, Tensor? km, Tensor? vm)
+        {
+            Tensor Rows(Tensor x, long heads) => x.narrow(1, first, count).reshape(b * count, heads, x.shape[3], d);
+            var o = CausalWithMemory(Rows(qs, nq), Rows(ks, nkv), Rows(vs, nkv),
+                km is null ? null : Rows(km, nkv), vm is null ? null : Rows(vm, nkv));
+            return o.view(b, count, nq, s, d);
+        }
+        Tensor result;
+        if (mem is null) result = Run(0, n, null, null);
+        else
+        {
+            long first = shift ? 1 : 0;                                                  // segments with memory
+            long nm = n - first;
+            var parts = new List<Tensor>();
+            if (shift) parts.Add(Run(0, 1, null, null));
+            if (nm > 0)
+            {
+                long p = mem.shape[2];
+                var memK = kProj(mem).view(b, n, p, nkv, d).transpose(2, 3);               // [B, N, n_kv, P, d]
+                var memV = vProj(mem).view(b, n, p, nkv, d).transpose(2, 3);
+                parts.Add(Run(first, nm, memK, memV));
+            }
+            result = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);
+        }
+        return result.permute(0, 1, 3, 2, 4).reshape(b, t, nq * d);                      // [B, T, n_q·d]
+    }
+
+    /// <summary>
+    /// Causal attention of q [R, n_q, S, d] over [memory ; tokens] with every memory slot visible to every query:
+    /// km/vm [R, n_kv, P, d] (null = no memory), k/v [R, n_kv, S, d]. P zero query rows go in front so that SDPA's
+    /// top-left causal flag gives the bottom-right rule; they are dropped. Returns [R, n_q, S, d].
+    /// </summary>
+    private static Tensor CausalWithMemory(Tensor q, Tensor k, Tensor v, Tensor? km, Tensor? vm)
+    {
+        long r = q.shape[0], nq = q.shape[1], s = q.shape[2], d = q.shape[3], rep = nq / k.shape[1];
+        if (km is null || vm is null)
+            return nn.functional.scaled_dot_product_attention(q, RepeatKv(k, rep), RepeatKv(v, rep), is_casual: true);
+        long p = km.shape[2];
+        var kk = cat(new[] { km.to(k.dtype), k }, 2);
+        var vv = cat(new[] { vm.to(v.dtype), v }, 2);
+        var qq = cat(new[] { zeros(new long[] { r, nq, p, d }, q.dtype, q.device), q }, 2);
+        return nn.functional.scaled_dot_product_attention(qq, RepeatKv(kk, rep), RepeatKv(vv, rep), is_casual: true).narrow(2, p, s);
     }
 
     private Tensor Segmented(Tensor hidden, Tensor mask, Tensor q, Tensor k, Tensor v,

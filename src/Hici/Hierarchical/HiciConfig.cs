@@ -179,9 +179,10 @@ public sealed record HiciConfig
 
     public static HiciConfig FromJson(string json, string origin = HiciConfig.FileName)
     {
-        JsonNode? root;
-        try { root = JsonNode.Parse(json); }
-        catch (JsonException e) { throw new HiciException($"{origin}: not valid JSON ({e.Message})", e); }
+        // Checked by the shared reader first: its errors are one line with line and column, lone surrogates included.
+        using (Hici.IO.JsonFiles.Parse(origin, System.Text.Encoding.UTF8.GetBytes(json))) { }
+        JsonNode? root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions
+        { MaxDepth = 64, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         if (root is not JsonObject o) throw new HiciException($"{origin}: expected a JSON object");
         foreach (var kv in o)
             if (!KnownKeys.Contains(kv.Key))
@@ -262,11 +263,12 @@ public sealed record HiciConfig
         throw new HiciException($"{origin}: '{key}' must be {want} (got {n?.ToJsonString() ?? "null"})");
     }
 
+    public const long MaxFileBytes = 1L << 20;
+
     public static HiciConfig Load(string path)
     {
         if (Directory.Exists(path)) path = Path.Combine(path, FileName);
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        return FromJson(File.ReadAllText(path), path);
+        return FromJson(Hici.IO.InputFiles.ReadText(path, MaxFileBytes), path);
     }
 
     public void Save(string path)

@@ -145,18 +145,9 @@ public sealed record I3Config
         return cfg;
     }
 
-    public static bool IsI3Folder(string dir)
-    {
-        var path = Path.Combine(dir, "config.json");
-        if (!File.Exists(path)) return false;
-        try
-        {
-            using var doc = JsonDocument.Parse(JsonFiles.ReadLimited(path, MaxConfigBytes));
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("model_type", out var t)
-                && t.ValueKind == JsonValueKind.String && t.GetString() == ModelType;
-        }
-        catch (JsonException) { return false; }
-    }
+    /// <summary>True when the folder's config.json names model_type "i3"; a malformed config is not an i3 folder
+    /// here (the loader that reads it next reports the problem as a one-line error).</summary>
+    public static bool IsI3Folder(string dir) => HfConfigReader.ReadModelType(dir) == ModelType;
 
     public static I3Config Load(string dir)
     {

@@ -56,10 +56,12 @@ internal sealed class HfConfigFields
         return AsInteger(v) ?? throw Error(field, $"must be an integer, got {v.GetRawText()}");
     }
 
-    public int? Positive(string field)
+    /// <param name="max">a bound beyond any real model, where a size would only drive an allocation nothing can fill</param>
+    public int? Positive(string field, int max = int.MaxValue)
     {
         if (Integer(field) is not { } n) return null;
         if (n <= 0 || n > int.MaxValue) throw Error(field, $"must be a positive integer, got {n}");
+        if (n > max) throw Error(field, $"{n} is larger than any model this reads (at most {max})");
         return (int)n;
     }
 

@@ -53,12 +53,12 @@ public static class HfConfigReader
         if (c.Bool("mlp_bias") == true) throw c.Error("mlp_bias", "true is not supported");
         if (c.Bool("use_sliding_window") == true) throw c.Error("use_sliding_window", "true is not supported");
 
-        int hidden = c.Positive("hidden_size") ?? throw c.Error("hidden_size", "is missing");
-        int heads = c.Positive("num_attention_heads") ?? throw c.Error("num_attention_heads", "is missing");
-        int kvHeads = c.Positive("num_key_value_heads") ?? heads;
+        int hidden = c.Positive("hidden_size", 1 << 20) ?? throw c.Error("hidden_size", "is missing");
+        int heads = c.Positive("num_attention_heads", 1 << 16) ?? throw c.Error("num_attention_heads", "is missing");
+        int kvHeads = c.Positive("num_key_value_heads", 1 << 16) ?? heads;
         if (heads % kvHeads != 0)
             throw c.Error("num_key_value_heads", $"{kvHeads} does not divide num_attention_heads {heads}");
-        int? headDim = c.Positive("head_dim");
+        int? headDim = c.Positive("head_dim", 1 << 16);
         if (headDim is null && hidden % heads != 0)
             throw c.Error("hidden_size", $"{hidden} is not divisible by num_attention_heads {heads} and no head_dim is given");
         int vocab = c.Positive("vocab_size") ?? throw c.Error("vocab_size", "is missing");
@@ -72,8 +72,8 @@ public static class HfConfigReader
             ModelType = modelType,
             VocabSize = vocab,
             HiddenSize = hidden,
-            IntermediateSize = c.Positive("intermediate_size") ?? throw c.Error("intermediate_size", "is missing"),
-            NumHiddenLayers = c.Positive("num_hidden_layers") ?? throw c.Error("num_hidden_layers", "is missing"),
+            IntermediateSize = c.Positive("intermediate_size", 1 << 22) ?? throw c.Error("intermediate_size", "is missing"),
+            NumHiddenLayers = c.Positive("num_hidden_layers", 1 << 14) ?? throw c.Error("num_hidden_layers", "is missing"),
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim ?? hidden / heads,

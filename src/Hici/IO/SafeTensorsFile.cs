@@ -25,6 +25,7 @@ internal sealed class SafeTensorsFile : IDisposable
         if (!BitConverter.IsLittleEndian)
             throw new HiciException($"{path}: safetensors is little-endian; big-endian hosts are not supported");
         Path = path;
+        InputFiles.CheckRegularFile(path);
         try { _handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new HiciException($"{path}: cannot open ({e.Message})", e); }

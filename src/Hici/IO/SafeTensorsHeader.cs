@@ -47,13 +47,7 @@ public sealed class SafeTensorsHeader
 
     internal static SafeTensorsHeader Parse(string path, byte[] json, long dataLength, long dataStart)
     {
-        try { new UTF8Encoding(false, true).GetCharCount(json); }
-        catch (DecoderFallbackException) { throw new HiciException($"{path}: header is not valid UTF-8"); }
-
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 }); }
-        catch (JsonException e) { throw new HiciException($"{path}: header is not valid JSON ({e.Message})"); }
-        using (doc)
+        using (var doc = JsonFiles.Parse($"{path}: header", json, maxDepth: 16, strict: true))
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new HiciException($"{path}: header JSON must be an object, got {doc.RootElement.ValueKind}");
@@ -67,7 +61,7 @@ public sealed class SafeTensorsHeader
                 if (p.Name == "__metadata__") ReadMetadata(path, p.Value, metadata);
                 else entries.Add(ReadEntry(path, p.Name, p.Value, dataLength));
             }
-            CheckNoOverlap(path, entries);
+            CheckExactCover(path, entries, dataLength);
             return new SafeTensorsHeader { DataStart = dataStart, Entries = entries, Metadata = metadata };
         }
     }
@@ -130,11 +124,26 @@ public sealed class SafeTensorsHeader
         return r;
     }
 
-    private static void CheckNoOverlap(string path, List<SafeTensorsEntry> entries)
+    /// <summary>
+    /// The tensors must tile the data region exactly, from 0 to its end, as Hugging Face's reader requires
+    /// (its "MetadataIncompleteBuffer"): a gap or trailing bytes mean a wrong header length or a damaged file, and
+    /// loading such a file anyway read shifted bytes (NaN scores with exit 0).
+    /// </summary>
+    private static void CheckExactCover(string path, List<SafeTensorsEntry> entries, long dataLength)
     {
-        var sorted = entries.Where(e => e.End > e.Begin).OrderBy(e => e.Begin).ToList();
-        for (int i = 1; i < sorted.Count; i++)
-            if (sorted[i].Begin < sorted[i - 1].End)
-                throw new HiciException($"{path}: tensors '{sorted[i - 1].Name}' [{sorted[i - 1].Begin}, {sorted[i - 1].End}) and '{sorted[i].Name}' [{sorted[i].Begin}, {sorted[i].End}) overlap");
+        var sorted = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
+        long at = 0;
+        SafeTensorsEntry? prev = null;
+        foreach (var e in sorted)
+        {
+            if (e.Begin < at)
+                throw new HiciException($"{path}: tensors '{prev!.Name}' [{prev.Begin}, {prev.End}) and '{e.Name}' [{e.Begin}, {e.End}) overlap");
+            if (e.Begin > at)
+                throw new HiciException($"{path}: bytes [{at}, {e.Begin}) of the data region belong to no tensor (before '{e.Name}'); the header or the data is damaged");
+            at = e.End;
+            prev = e;
+        }
+        if (at != dataLength)
+            throw new HiciException($"{path}: the tensors end at byte {at} of the data region but it holds {dataLength} bytes (header length wrong, or bytes appended)");
     }
 }

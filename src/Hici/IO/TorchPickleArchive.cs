@@ -20,12 +20,15 @@ internal sealed class TorchPickleArchive : IDisposable
     private readonly Dictionary<string, StorageRef> _storages = new(StringComparer.Ordinal);
 
     public string Path { get; }
+    /// <summary>Bytes of all distinct storages the pickle names; stored uncompressed, so never more than the file.</summary>
+    public long StorageBytes { get; private set; }
     /// <summary>The unpickled top-level object (validated to be a str → tensor dict by the weight source).</summary>
     public object Root { get; }
 
     public TorchPickleArchive(string path)
     {
         Path = path;
+        InputFiles.CheckRegularFile(path);
         try { _file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new HiciException($"{path}: cannot open ({e.Message})", e); }
@@ -97,6 +100,11 @@ internal sealed class TorchPickleArchive : IDisposable
             throw new HiciException($"{Path}: storage '{key}' claims {numel} x {type.Name} but its entry holds {entry.Length} bytes");
         if (entry.CompressedLength != entry.Length)
             throw new HiciException($"{Path}: storage '{key}' is compressed; torch writes storages uncompressed");
+        // Storages are stored uncompressed, so together they cannot exceed the file; zip headers claiming more
+        // (overlapping entries, forged sizes) describe data that is not there.
+        StorageBytes += bytes.Value;
+        if (StorageBytes > _file.Length)
+            throw new HiciException($"{Path}: its storages claim {StorageBytes} bytes in total but the file has {_file.Length}");
         var s = new StorageRef(dtype, key, location, numel);
         _storages[key] = s;
         return s;

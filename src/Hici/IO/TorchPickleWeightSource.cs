@@ -20,7 +20,7 @@ public sealed class TorchPickleWeightSource : IWeightSource
 
     public static TorchPickleWeightSource Open(string path)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
+        InputFiles.CheckRegularFile(path);
         var archive = new TorchPickleArchive(path);
         var src = new TorchPickleWeightSource(archive);
         try
@@ -34,10 +34,36 @@ public sealed class TorchPickleWeightSource : IWeightSource
                 src._tensors[key] = t;
                 src._keys.Add(key);
             }
+            CheckMaterialisedBytes(path, src._tensors.Values, archive.StorageBytes, Hici.Runtime.MemoryEstimate.Available);
             return src;
         }
         catch { src.Dispose(); throw; }
     }
+
+    /// <summary>Expanded views beyond the file's storage bytes that a file may ask for in total (not per view).</summary>
+    public const long ExpansionAllowanceBytes = 64L << 20;
+
+    /// <summary>
+    /// Loading materialises every key's view. Each view is bounded by its storage, but many views can share one
+    /// small storage (stride-0 views: a 35 KB file once expanded to 13 GB), so the sum over all keys is bounded by
+    /// the storage bytes: once for the tensors and once more for keys sharing them (tied embeddings are two keys on
+    /// one storage), plus a fixed allowance for expanded views. The total must also fit in memory.
+    /// </summary>
+    internal static void CheckMaterialisedBytes(string path, IEnumerable<TensorRef> tensors, long storageBytes, long availableBytes)
+    {
+        long total = 0;
+        foreach (var t in tensors)
+            total = SaturatingAdd(total, SaturatingMul(t.Numel, TensorDTypes.ElementSize(t.Storage.DType)));
+        long limit = SaturatingAdd(SaturatingMul(storageBytes, 2), ExpansionAllowanceBytes);
+        if (total > limit)
+            throw new HiciException($"{path}: its tensors expand to {InputFiles.Size(total)} from {InputFiles.Size(storageBytes)} of stored data " +
+                                    $"(views repeating shared storage; at most {InputFiles.Size(limit)} is accepted)");
+        if (total > availableBytes)
+            throw new HiciException($"{path}: its tensors need {InputFiles.Size(total)}, more than the {InputFiles.Size(availableBytes)} of memory available");
+    }
+
+    static long SaturatingAdd(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
+    static long SaturatingMul(long a, long b) => b != 0 && a > long.MaxValue / b ? long.MaxValue : a * b;
 
     public IReadOnlyCollection<string> Keys => _keys.AsReadOnly();
     public bool Contains(string key) => _tensors.ContainsKey(key);

@@ -13,6 +13,7 @@ public static class Catalog
     {
         new FullAttention(),
         new HiciImplementation(),
+        new DualChunk.DualChunkImplementation(),
     };
 
     /// <summary>

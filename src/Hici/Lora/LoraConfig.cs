@@ -36,11 +36,14 @@ public sealed record LoraConfig
         return false;
     }
 
+    /// <summary>Beyond any model's hidden size; a larger r only sizes an allocation nothing can fill.</summary>
+    public const int MaxRank = 1 << 16;
+
     /// <summary>Throws a HiciException naming <paramref name="origin"/> for anything LoRA cannot run with.</summary>
     public void Validate(string origin)
     {
         var bad = new List<string>();
-        if (R <= 0) bad.Add($"r must be a positive integer, got {R}");
+        if (R <= 0 || R > MaxRank) bad.Add($"r must be an integer in 1..{MaxRank}, got {R}");
         if (!double.IsFinite(Alpha) || Alpha <= 0) bad.Add($"lora_alpha must be positive, got {Alpha}");
         if (!double.IsFinite(Dropout) || Dropout < 0 || Dropout >= 1) bad.Add($"lora_dropout must be in [0, 1), got {Dropout}");
         if (DType is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))

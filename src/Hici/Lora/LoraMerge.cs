@@ -31,7 +31,14 @@ public static class LoraMerge
         if (contextSize is not null) options = options with { ContextSize = contextSize };
         if (!Directory.Exists(baseDir)) throw new HiciException($"{baseDir}: no such model folder");
         CheckOutput(outputDir);
-        if (options.HiciConfigPath is { } hcp && !File.Exists(hcp)) throw new HiciException($"{hcp}: no such file");
+        // Read (bounded) and validated now, then written as read: a config that is not one, or a device, is refused
+        // before the merge rather than copied.
+        byte[]? hiciConfigBytes = null;
+        if (options.HiciConfigPath is { } hcp)
+        {
+            hiciConfigBytes = InputFiles.ReadBytes(hcp, HiciConfig.MaxFileBytes);
+            _ = HiciConfig.FromJson(InputFiles.DecodeUtf8(hiciConfigBytes, hcp), hcp);
+        }
 
         var cfg = HfConfigReader.Read(baseDir);
         var config = MergedConfig.Read(baseDir);
@@ -103,54 +110,37 @@ public static class LoraMerge
 
         var output = order.Select(k => (k, Cast(tensors[k], outType))).ToList();
         var hiciOut = hici.Select(kv => (kv.Key, Cast(kv.Value, outType))).ToList();
-        WriteFolder(outputDir, tmp =>
+        // Written into a hidden sibling folder and renamed into place: a failed or killed merge leaves nothing behind.
+        AtomicFile.WriteFolder(outputDir, tmp =>
         {
             SafeTensorsShardedWriter.Save(tmp, output, options.MaxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
             if (hiciOut.Count > 0)
             {
                 SafeTensorsWriter.Save(Path.Combine(tmp, HiciWeightsName), hiciOut, new Dictionary<string, string> { ["format"] = "pt" });
-                if (options.HiciConfigPath is { } hc) File.Copy(hc, Path.Combine(tmp, HiciConfigName));
+                if (hiciConfigBytes is not null) File.WriteAllBytes(Path.Combine(tmp, HiciConfigName), hiciConfigBytes);
             }
             File.WriteAllBytes(Path.Combine(tmp, "config.json"), MergedConfig.ToBytes(config));
             // The adapter's tokenizer wins when it has one (the trained vocabulary, e.g. Llama-2 with [PAD]).
             var tokDir = File.Exists(Path.Combine(adapterDir, "tokenizer_config.json")) ? adapterDir : baseDir;
             foreach (var f in TokenizerFiles.Select(n => Path.Combine(tokDir, n)).Where(File.Exists))
-                File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
+                CopyInput(f, Path.Combine(tmp, Path.GetFileName(f)));
             var gen = Path.Combine(baseDir, "generation_config.json");
-            if (File.Exists(gen)) File.Copy(gen, Path.Combine(tmp, "generation_config.json"));
+            if (File.Exists(gen)) CopyInput(gen, Path.Combine(tmp, "generation_config.json"));
         });
         // HiCI LoRA is accounted for by HiciLoraMerged and the notes, not as "ignored".
         return new MergeReport(outputDir, adapterReport with { Ignored = Array.Empty<string>() }, overridden, hici.Keys.ToList(), hiciMerged, notes);
     }
 
+    /// <summary>Copies an input file under the tokenizer.json size limit; a device or FIFO named like one is refused.</summary>
+    private static void CopyInput(string from, string to) => File.WriteAllBytes(to, InputFiles.ReadBytes(from, 512L << 20));
+
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
 
     private static void CheckOutput(string outputDir)
     {
+        InputFiles.CheckPath(outputDir, "--output");
         if (File.Exists(outputDir)) throw new HiciException($"{outputDir}: exists and is a file; the merge writes a folder");
         if (Directory.Exists(outputDir) && Directory.EnumerateFileSystemEntries(outputDir).Any())
             throw new HiciException($"{outputDir}: exists and is not empty; choose a new output folder");
-    }
-
-    /// <summary>Writes into a hidden sibling folder and renames it into place, so a failed merge leaves nothing behind.</summary>
-    private static void WriteFolder(string outputDir, Action<string> write)
-    {
-        var full = Path.GetFullPath(outputDir).TrimEnd(Path.DirectorySeparatorChar);
-        var parent = Path.GetDirectoryName(full)!;
-        var tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid().ToString("N")[..8]}");
-        try
-        {
-            Directory.CreateDirectory(tmp);
-            write(tmp);
-            if (Directory.Exists(full)) Directory.Delete(full);   // empty (checked before the merge)
-            Directory.Move(tmp, full);
-        }
-        catch (Exception e)
-        {
-            try { if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true); } catch (IOException) { }
-            if (e is IOException or UnauthorizedAccessException)
-                throw new HiciException($"{outputDir}: cannot write the merged model ({e.Message})", e);
-            throw;
-        }
     }
 }

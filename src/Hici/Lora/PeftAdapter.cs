@@ -39,7 +39,26 @@ public sealed class PeftAdapter : IDisposable
         IWeightSource src = file.EndsWith(".safetensors", StringComparison.Ordinal)
             ? SafeTensorsWeightSource.Open(file)
             : TorchPickleWeightSource.Open(file);
+        try { CheckRank(config, src); }
+        catch { src.Dispose(); throw; }
         return new PeftAdapter(config, src);
+    }
+
+    /// <summary>
+    /// The rank in adapter_config.json sizes every LoRA layer before a weight is read; it must be the rank the
+    /// weights have (a hostile r = 2³⁰ was a 550 GB allocation), so it is checked against the file's shapes first.
+    /// </summary>
+    private static void CheckRank(PeftAdapterConfig config, IWeightSource src)
+    {
+        int r = config.Lora.R;
+        foreach (var key in src.Keys)
+        {
+            if (PeftAdapterKeys.Parse(key) is not { } k) continue;
+            var shape = src.Shape(key);
+            long rank = shape.Length != 2 ? -1 : k.Matrix == 'A' ? shape[0] : shape[1];
+            if (rank != r)
+                throw new HiciException($"{src.Origin}: '{key}' has shape [{string.Join(", ", shape)}], which is not rank r = {r} of {PeftAdapterConfig.FileName}");
+        }
     }
 
     /// <summary>Puts LoRA layers from this adapter's config on <paramref name="model"/> and loads them.</summary>

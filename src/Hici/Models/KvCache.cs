@@ -61,7 +61,7 @@ public sealed class KvCache : IModelState
         MaxLength = maxLength;
         // A typo'd length should be an error, not a native allocation failure or an OOM kill mid-run.
         double need = RequiredBytes(cfg, batch, maxLength, dtype);
-        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        long available = Hici.Runtime.MemoryEstimate.Available;
         if (device.type == DeviceType.CPU && need > available)
             throw new HiciException($"a KV cache for {maxLength} positions (batch {batch}) needs {need / (1L << 30):F1} GiB, more than the {available / (double)(1L << 30):F1} GiB this process can use");
         Layers = Enumerable.Range(0, cfg.NumHiddenLayers)

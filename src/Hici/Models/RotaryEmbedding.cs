@@ -39,7 +39,8 @@ public sealed class RotaryEmbedding : IDisposable
 
     /// <summary>
     /// Tables [L, head_dim] for arbitrary int64 <paramref name="positionIds"/> [L] (HF position_ids; e.g. the
-    /// intra-/inter-chunk positions of dual chunk attention). <paramref name="sequenceLength"/>: the length
+    /// intra-/inter-chunk positions of dual chunk attention; float32 positions are taken as they are, e.g.
+    /// DCA's offsets divided by the linear factor). <paramref name="sequenceLength"/>: the length
     /// dynamic NTK scales for (default max(positionIds) + 1, as HF).
     /// </summary>
     public RopeTables Tables(Tensor positionIds, ScalarType dtype, long? sequenceLength = null)

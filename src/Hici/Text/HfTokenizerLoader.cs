@@ -22,6 +22,7 @@ internal static class HfTokenizerLoader
 
     public static HfTokenizerParts Load(string path)
     {
+        Hici.IO.InputFiles.CheckPath(path, "tokenizer");
         string jsonPath = Directory.Exists(path) ? System.IO.Path.Combine(path, "tokenizer.json") : path;
         if (!File.Exists(jsonPath))
             throw new HiciException(Directory.Exists(path)

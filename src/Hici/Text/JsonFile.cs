@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Hici.Text;
 
-/// <summary>Reads a JSON file defensively: size cap, parse errors and wrong field types all become
+/// <summary>A tokenizer JSON file read through <see cref="Hici.IO.JsonFiles"/>; wrong field types become
 /// a <see cref="HiciException"/> naming the file and the JSON path.</summary>
 internal sealed class JsonFile : IDisposable
 {
@@ -14,25 +14,14 @@ internal sealed class JsonFile : IDisposable
 
     public static JsonFile Read(string path, long maxBytes)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new HiciException($"{path}: file not found");
-        if (info.Length > maxBytes)
-            throw new HiciException($"{path}: {info.Length / (1 << 20)} MiB is over the {maxBytes / (1 << 20)} MiB limit for this file; is it the right file?");
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e) { throw new HiciException($"{path}: cannot read ({e.Message})", e); }
-        catch (UnauthorizedAccessException e) { throw new HiciException($"{path}: cannot read ({e.Message})", e); }
-        try
+        var doc = Hici.IO.JsonFiles.Read(path, maxBytes, maxDepth: 128);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
         {
-            var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 128 });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new HiciException($"{path}: expected a JSON object at the top level, found {doc.RootElement.ValueKind}");
-            return new JsonFile(path, doc);
+            var kind = doc.RootElement.ValueKind;
+            doc.Dispose();
+            throw new HiciException($"{path}: expected a JSON object at the top level, found {kind}");
         }
-        catch (JsonException e)
-        {
-            throw new HiciException($"{path}: not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {e.Message.Split(" Path:")[0]}", e);
-        }
+        return new JsonFile(path, doc);
     }
 
     public HiciException Error(string where, string problem) => new($"{Path}: {where}: {problem}");

@@ -123,21 +123,61 @@ internal sealed class Cl100kStyleSplitter(int maxDigits) : ISplitPattern
     }
 }
 
-/// <summary>Any other Split regex, with .NET semantics (documented caveat: astral \p{..} classes).</summary>
+/// <summary>
+/// Any other Split regex, with .NET semantics (documented caveat: astral \p{..} classes). A tokenizer.json is
+/// input like any other: its pattern may backtrack catastrophically, or cost time linear in the text per match
+/// (quadratic overall). So it runs on .NET's NonBacktracking engine (linear time) whenever the pattern allows
+/// (no lookarounds, backreferences or atomic groups), and in every case under a per-match timeout and a total
+/// time budget proportional to the text; exceeding either is a user error naming the file.
+/// </summary>
 internal sealed class RegexSplitPattern : ISplitPattern
 {
+    public static readonly TimeSpan PerMatchTimeout = TimeSpan.FromSeconds(1);
+    /// <summary>Generous: real pre-tokenizer patterns run at well under 1 µs per character.</summary>
+    public static TimeSpan Budget(int textLength) => TimeSpan.FromSeconds(2) + TimeSpan.FromTicks(textLength * 20L);   // + 2 µs per char
+
     readonly Regex _regex;
+    readonly string _file, _pattern;
+    public bool IsLinear { get; }
 
     public RegexSplitPattern(string pattern, string file)
     {
-        try { _regex = new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromSeconds(10)); }
-        catch (ArgumentException e) { throw new HiciException($"{file}: the Split pattern /{pattern}/ is not a regex .NET can compile: {e.Message}"); }
+        _file = file;
+        _pattern = pattern.Length > 60 ? pattern[..57] + "..." : pattern;
+        try
+        {
+            try
+            {
+                _regex = new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, PerMatchTimeout);
+                IsLinear = true;
+            }
+            catch (NotSupportedException)   // constructs only backtracking can run (e.g. GPT-2's \s+(?!\S))
+            {
+                _regex = new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, PerMatchTimeout);
+            }
+        }
+        catch (ArgumentException e) { throw new HiciException($"{file}: the Split pattern /{_pattern}/ is not a regex .NET can compile: {e.Message}"); }
     }
 
     public void FindMatches(string text, List<(int Start, int End)> matches)
     {
-        for (var m = _regex.Match(text); m.Success; m = m.NextMatch())
-            if (m.Length > 0) matches.Add((m.Index, m.Index + m.Length));
+        var budget = Budget(text.Length);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            for (var m = _regex.Match(text); m.Success; m = m.NextMatch())
+            {
+                if (m.Length > 0) matches.Add((m.Index, m.Index + m.Length));
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(start) > budget)
+                    throw new HiciException($"{_file}: the Split pattern /{_pattern}/ needs more than {budget.TotalSeconds:F0} s for a text of {text.Length} characters " +
+                                            "(it costs time per match that grows with the text); the tokenizer's pattern is unusable");
+            }
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            throw new HiciException($"{_file}: the Split pattern /{_pattern}/ took over {PerMatchTimeout.TotalSeconds:F0} s on one match " +
+                                    "(catastrophic backtracking); the tokenizer's pattern is unusable");
+        }
     }
 }
 

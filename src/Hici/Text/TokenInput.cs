@@ -8,17 +8,14 @@ namespace Hici.Text;
 /// </summary>
 public static class TokenInput
 {
-    public const long MaxTextBytes = 1L << 30;
+    /// <summary>Input limits: 1 GiB of text, and an id list of up to ~100M ids (a JSON document costs about its size again).</summary>
+    public const long MaxTextBytes = 1L << 30, MaxIdsBytes = 1L << 30;
 
     /// <summary>A JSON array of at least <paramref name="minCount"/> integers in [0, vocab).
     /// <paramref name="purpose"/> completes "needs at least N token ids …" (e.g. "to score").</summary>
     public static long[] ReadIds(string path, long vocab, int minCount = 1, string purpose = "")
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
-        catch (JsonException e) { throw new HiciException($"{path}: not valid JSON ({e.Message})"); }
-        using (doc)
+        using (var doc = Hici.IO.JsonFiles.Read(path, MaxIdsBytes))
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Array)
@@ -56,12 +53,7 @@ public static class TokenInput
     /// <summary>A UTF-8 text file (a leading BOM dropped) encoded with special tokens as the tokenizer adds them.</summary>
     public static long[] EncodeTextFile(string path, HfTokenizer tok)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        if (new FileInfo(path).Length > MaxTextBytes) throw new HiciException($"{path}: larger than 1 GiB; split it or tokenize it to a .bin corpus first");
-        string content;
-        try { content = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path)); }
-        catch (System.Text.DecoderFallbackException) { throw new HiciException($"{path}: not valid UTF-8 text"); }
-        if (content.Length > 0 && content[0] == '\uFEFF') content = content[1..];   // a BOM is file framing, not text
+        string content = Hici.IO.InputFiles.ReadText(path, MaxTextBytes);   // regular file, strict UTF-8, BOM dropped
         return Encode(tok, content, addSpecialTokens: true);
     }
 

@@ -108,6 +108,8 @@ public class AuditCausalityArgumentTests
     {
         var r = CliRunner.Run("audit-causality", "--model", ModelFixtures.Dir("qwen3-gqa"), "--length", "100000000");
         Assert.Equal(1, r.Code);
-        Assert.Contains("--length 100000000: auditing it needs about", CliRunner.AssertOneLineError(r));
+        var line = CliRunner.AssertOneLineError(r);
+        Assert.Contains("--length 100000000: auditing 100000000 tokens in one forward needs about", line);
+        Assert.Contains("--force", line);
     }
 }

@@ -194,6 +194,37 @@ public class ScoreHiciTests
         e = CliRunner.AssertOneLineError(Score(ids, "--model", Folder("qwen3"), "--trainable", Path.Combine(dir, "nope.bin")).R);
         Assert.Contains("nope.bin: no such file", e);
     }
+
+    [Theory]
+    [InlineData("llama", "lp.train.causal_shift", "causal_shift", null)]
+    [InlineData("llama", "lp.train.causal_shift_g", "causal_shift_g", null)]
+    [InlineData("qwen3", "lp.train.causal_shift.s16", "causal_shift", "16")]
+    public void StreamMatchesReference(string model, string key, string mode, string? segment)
+    {
+        using var scope = NewDisposeScope();
+        using var exp = Fixture.Open($"refdir-{model}/expected.safetensors");
+        var ids = Ids(exp);
+        var flags = new[] { "--model", Folder(model), "--trainable", TrainableOf(model), "--attention", "hici", "--causal-mode", mode, "--stream" }
+            .Concat(segment is null ? Array.Empty<string>() : new[] { "--segment-size", segment });
+        var (r, lp) = Score(ids, flags.Concat(HiciFlags).ToArray());
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("streamed", r.Out);
+        double d = MaxDiff(exp[key], ids, lp);
+        Assert.True(d <= Tol, $"{model} {key} streamed: max |Δ logprob| {d:E3}");
+    }
+
+    [Theory]
+    [InlineData("--stream needs --causal-mode causal_shift", "--attention", "hici", "--causal-mode", "causal_gi")]
+    [InlineData("--stream needs --attention hici", "--attention", "full")]
+    public void StreamRefusesWhatItCannotDo(string message, params string[] flags)
+    {
+        using var exp = Fixture.Open("refdir-llama/expected.safetensors");
+        var (r, _) = Score(Ids(exp), new[] { "--model", Folder("llama"), "--trainable", TrainableOf("llama"), "--stream" }
+            .Concat(HiciFlags).Concat(flags).ToArray());
+        Assert.Equal(1, r.Code);
+        Assert.Contains("hici: error:", r.Err);
+        Assert.Contains(message, r.Err);
+    }
 }
 
 /// <summary>

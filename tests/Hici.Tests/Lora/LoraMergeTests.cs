@@ -92,7 +92,7 @@ public class LoraMergeTests(ITestOutputHelper output)
         using var tmp = new LoraFixtures.TempDir();
         var outDir = tmp.Sub("merged");
         var hiciCfg = tmp.Sub("hici_config.json");
-        File.WriteAllText(hiciCfg, "{\"local_slots\": 2}");
+        File.WriteAllText(hiciCfg, "{\"num_local_slots\": 2}");   // validated by the merge, copied as given
         MergeReport report;
         using (var overlay = TorchPickleWeightSource.Open(Trainable))
             report = LoraMerge.MergeAndSave(ModelFixtures.Dir("qwen3-gqa"), HiciAdapter, overlay, outDir,
@@ -101,7 +101,7 @@ public class LoraMergeTests(ITestOutputHelper output)
         Assert.Equal(16, report.HiciLoraMerged.Count);     // 2 layers × (LC q/k/v/o + GI q/k/v/o)
         Assert.Contains("model.layers.1.self_attn.q_norm.weight", report.Overridden);
         Assert.Contains("model.embed_tokens.weight", report.Overridden);
-        Assert.Equal("{\"local_slots\": 2}", File.ReadAllText(Path.Combine(outDir, LoraMerge.HiciConfigName)));
+        Assert.Equal("{\"num_local_slots\": 2}", File.ReadAllText(Path.Combine(outDir, LoraMerge.HiciConfigName)));
 
         using var scope = torch.NewDisposeScope();
         using var merged = LoadFolder(outDir, ScalarType.Float32);

@@ -120,8 +120,8 @@ public class FromPretrainedTests
     public void UnavailableAttentionKindIsAClearError()
     {
         var e = Assert.Throws<HiciException>(() =>
-            CausalLM.FromPretrained(ModelFixtures.Dir("qwen3-gqa"), ScalarType.Float32, attention: new AttentionSetting("chunk")));
-        Assert.Contains("attention 'chunk' is not available", e.Message);
+            CausalLM.FromPretrained(ModelFixtures.Dir("qwen3-gqa"), ScalarType.Float32, attention: new AttentionSetting("sparse")));
+        Assert.Contains("attention 'sparse' is not available", e.Message);
     }
 
     [Fact]
