@@ -22,6 +22,7 @@ namespace Hici.Cli.Commands;
 public static class DemoCommand
 {
     private const string Marker = ".hici-demo";
+    private const int FullVocab = 32000;   // the Llama-2 tokenizer's
 
     public static Command Build()
     {
@@ -60,6 +61,15 @@ public static class DemoCommand
         var trainInfo = Progress.Run("tokenizing", cb => DataPreparer.Prepare(CorpusDocuments.Files(Path.Combine(work, "brown", "train")), CorpusFormat.Text, tok,
             "llama2", trainBin, new PrepareOptions(), cb is null ? null : (a, b) => cb((int)(a >> 10), (int)(b >> 10))));
         DataPreparer.Prepare(CorpusDocuments.Files(Path.Combine(work, "brown", "heldout")), CorpusFormat.Text, tok, "llama2", heldBin, new PrepareOptions());
+        var map = VocabRemap.FromTokens(trainBin, FullVocab);
+        foreach (var bin in new[] { trainBin, heldBin })
+        {
+            map.RewriteTokenFile(bin, bin + ".compact", FullVocab);
+            File.Move(bin + ".compact", bin, overwrite: true);
+            File.Move(bin + ".compact" + TokenFileInfo.Suffix, bin + TokenFileInfo.Suffix, overwrite: true);
+        }
+        d = d with { VocabSize = map.Count };
+        Console.Error.WriteLine($"[demo]   compact vocabulary: the {map.Count:N0} Llama-2 ids of the training split ({VocabRemap.FileName})");
         Phase("data");
 
         // 2. pre-train the base at the short context
@@ -68,6 +78,7 @@ public static class DemoCommand
         File.WriteAllText(cfgPath, d.ModelConfig().ToJsonString());
         var init = Path.Combine(work, "init");
         ModelInit.Write(cfgPath, init, d.Seed, tokDir);
+        map.Save(init);
         var pre = new TrainOptions
         {
             ModelDir = init, OutputDir = Path.Combine(work, "pretrain"), ModelMaxLength = d.ShortContext, Lora = null, Trainable = new[] { "all" },
@@ -98,12 +109,13 @@ public static class DemoCommand
         using (var overlay = SafeTensorsWeightSource.Open(Path.Combine(extCkpt, TrainingCheckpoint.TrainableName)))
             LoraMerge.MergeAndSave(baseDir, extCkpt, overlay, extended, d.LongContext,
                 new MergeOptions { HiciConfigPath = Path.Combine(extCkpt, HiciConfig.FileName), DType = ScalarType.Float32 });
+        map.Save(extended);
         Phase("merge");
 
         // 5. perplexity by length
         Console.Error.WriteLine($"[demo] 5/5 perplexity of {d.EvalTokens:N0} held-out tokens at {string.Join(", ", d.EvalLengths)}");
         long[] held;
-        using (var hf = TokenFile.Open(heldBin, 32000))
+        using (var hf = TokenFile.Open(heldBin, map.Count))
         {
             if (hf.Length < d.EvalTokens) throw new HiciException($"{heldBin}: {hf.Length} tokens, the demo scores {d.EvalTokens}");
             held = hf.Read(0, d.EvalTokens);
@@ -126,13 +138,21 @@ public static class DemoCommand
         }
         Phase("evaluation");
 
+        Console.Error.WriteLine("[demo] passkey retrieval and HiCI attention statistics of the extended model");
+        var sections = new List<string>
+        {
+            Progress.Run("passkey", cb => DemoSections.Passkey(d, extended, tok, map, outDir, cb)),
+            DemoSections.AttentionStatistics(d, extended, held, outDir),
+        };
+        Phase("passkey + attention statistics");
+
         var pplPng = Path.Combine(outDir, "ppl_vs_length.png");
         Plots.Perplexity(pplPng, "held-out perplexity by evaluation length", d.EvalLengths, ppl.ToArray());
         var preLoss = Path.Combine(outDir, "loss_pretrain.png");
         var extLoss = Path.Combine(outDir, "loss_extend.png");
         Plots.Loss(preLoss, $"pre-training at {d.ShortContext} (full attention)", ("pre-train", MetricsLog.ReadLosses(Path.Combine(pre.OutputDir, MetricsLog.FileName))));
         Plots.Loss(extLoss, $"context extension to {d.LongContext} (LoRA + HiCI)", ("extend", MetricsLog.ReadLosses(Path.Combine(ext.OutputDir, MetricsLog.FileName))));
-        var report = DemoReport.Write(new DemoResults(d, outDir, ppl, pplPng, preLoss, extLoss, timings, extended, trainFiles, heldFiles, trainInfo.Tokens, threads, quick));
+        var report = DemoReport.Write(new DemoResults(d, outDir, ppl, pplPng, preLoss, extLoss, timings, extended, trainFiles, heldFiles, trainInfo.Tokens, threads, quick, map.Count, sections));
         Console.WriteLine($"wrote {report}");
         return 0;
     }

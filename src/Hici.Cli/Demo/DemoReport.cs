@@ -18,7 +18,9 @@ public sealed record DemoResults(
     int HeldOutFiles,
     long TrainTokens,
     int Threads,
-    bool Quick);
+    bool Quick,
+    int VocabSize,
+    IReadOnlyList<string> ExtraSections);
 
 /// <summary>
 /// demo/report.md: the perplexity-vs-length table and plot and both loss curves. Further sections plug in
@@ -39,7 +41,7 @@ public static class DemoReport
         sb.AppendLine("# HiCI.NET demo: extending a model's context 8× with LoRA + HiCI");
         sb.AppendLine();
         sb.AppendLine($"Written by `hici demo{(r.Quick ? " --quick" : "")}` ({r.Threads} threads). A Llama-architecture model ({d.Layers} layers, hidden {d.Hidden}, {d.Heads} heads, " +
-            $"the Llama-2 tokenizer's 32,000-token vocabulary) is pre-trained from scratch on the Brown corpus ({r.TrainFiles} files, {r.TrainTokens:N0} tokens) at a " +
+            $"the Llama-2 tokenizer with its 32,000 ids remapped to {r.VocabSize:N0}: those that occur in the training split, plus <unk> — `demo_vocab_map.json` in each model folder) is pre-trained from scratch on the Brown corpus ({r.TrainFiles} files, {r.TrainTokens:N0} tokens) at a " +
             $"context of {d.ShortContext} with full attention ({d.PretrainSteps} steps × {d.PretrainBatch} sequences). Its context is then extended to {d.LongContext} " +
             $"by continued pre-training with LoRA (r 8, α 16 on every q/k/v/o — HiCI's own projections included), trainable embeddings, norms and HiCI modules " +
             $"(causal mode `{Mode(d)}`), and linear RoPE scaling ×{d.LongContext / d.ShortContext} ({d.ExtendSteps} steps × {d.ExtendBatch * d.ExtendAccum} sequences of {d.LongContext}); " +
@@ -73,8 +75,8 @@ public static class DemoReport
         sb.AppendLine();
         sb.AppendLine($"![context-extension loss]({Path.GetFileName(r.ExtendLossPlot)})");
         sb.AppendLine();
-        foreach (var section in Sections)
-            if (section(r) is { } md) { sb.AppendLine(md.TrimEnd()); sb.AppendLine(); }
+        foreach (var md in r.ExtraSections.Concat(Sections.Select(s => s(r))).OfType<string>())
+        { sb.AppendLine(md.TrimEnd()); sb.AppendLine(); }
         sb.AppendLine("## Time");
         sb.AppendLine();
         sb.AppendLine("| phase | seconds |");
