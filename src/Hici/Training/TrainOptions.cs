@@ -43,6 +43,8 @@ public sealed record TrainOptions
     /// <summary>Scale RoPE for <see cref="ModelMaxLength"/> as the reference's training scripts do.</summary>
     public bool ScaleRope { get; init; } = true;
     public long LossChunkRows { get; init; } = 2048;
+    /// <summary>Recompute each decoder layer in the backward pass (<see cref="MicroBatchStep"/>): less memory, one more forward.</summary>
+    public bool GradientCheckpointing { get; init; }
     public bool Shuffle { get; init; } = true;
 
     public const double AdamBeta1 = 0.9, AdamBeta2 = 0.999, AdamEps = 1e-8;

@@ -20,7 +20,7 @@ public class TrainerTests
 {
     private static readonly string Model = TestData.Fixture("hici", "model-llama");
 
-    private static string RandomData(string dir, int tokens = 4096, int period = 0)
+    internal static string RandomData(string dir, int tokens = 4096, int period = 0)
     {
         var bin = Path.Combine(dir, "data.bin");
         var rng = new Random(5);
@@ -31,7 +31,7 @@ public class TrainerTests
         return bin;
     }
 
-    private static TrainOptions Options(string output, int steps) => new()
+    internal static TrainOptions Options(string output, int steps) => new()
     {
         ModelDir = Model, OutputDir = output, ModelMaxLength = 32, MaxSteps = steps, SaveSteps = 2, BatchSize = 2, GradAccum = 2,
         LearningRate = 1e-3, HiciLearningRate = 3e-3, WarmupSteps = 1, Scheduler = LrScheduleKind.Cosine, HiciGradClip = 0.3,
@@ -41,7 +41,7 @@ public class TrainerTests
             { CausalMode = HiciCausalMode.CausalShift, MixedSegmentRatios = HiciConfig.DefaultMixedRatios }),
     };
 
-    private static TrainResult Run(TrainOptions o, string bin, string? resume = null)
+    internal static TrainResult Run(TrainOptions o, string bin, string? resume = null)
     {
         using var tm = TrainingModel.Build(o);
         using var f = TokenFile.Open(bin, tm.Model.Config.VocabSize);
