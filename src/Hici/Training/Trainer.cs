@@ -35,6 +35,9 @@ public sealed class Trainer : IDisposable
 
     public LrSchedule Schedule { get; }
     public TrainingModel Model => _tm;
+    /// <summary>The fp32 tensors the optimizer updates (masters of bf16 parameters, fp32 parameters themselves).</summary>
+    public MasterWeights Masters => _masters;
+    public AdamW Optimizer => _opt;
     /// <summary>Called after every optimizer step.</summary>
     public Action<StepMetrics>? OnStep { get; set; }
     public Action<string>? OnCheckpoint { get; set; }
