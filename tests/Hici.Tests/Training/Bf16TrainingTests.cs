@@ -27,12 +27,7 @@ public class Bf16TrainingTests
         (double Loss, Dictionary<string, Tensor> Grads) Step(ScalarType dt)
         {
             using var tm = TrainingModel.Build(o with { DType = dt });
-            using (no_grad())                      // LoRA B nonzero (as after some training) so the LoRA A gradients are too
-            {
-                var gen = new Generator(5);
-                foreach (var (_, p) in tm.Trainable.Where(t => t.Name.Contains(".lora_B.", StringComparison.Ordinal)))
-                    p.copy_(torch.randn(p.shape, generator: gen) * 0.05);
-            }
+            GradientCheckpointingTests.RandomiseLoraB(tm);
             HiciImplementationSeg(tm);
             double l = MicroBatchStep.Run(tm.Model, ids, ids, 2048, 1, checkpointing: false);
             return (l, tm.Trainable.ToDictionary(t => t.Name, t => t.Param.grad!.detach().to(ScalarType.Float32).clone().DetachFromDisposeScope()));

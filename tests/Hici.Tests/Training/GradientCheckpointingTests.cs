@@ -62,13 +62,7 @@ public class GradientCheckpointingTests
         using var scope = NewDisposeScope();
         using var dir = new TempDir();
         using var tm = TrainingModel.Build(Options(model, mode, mixed, dir.Path));
-        // LoRA B starts at zero; give it values so the LoRA path (and its dropout) reaches the gradients of A
-        using (no_grad())
-        {
-            var gen = new Generator(5);
-            foreach (var (name, p) in tm.Trainable.Where(t => t.Name.Contains(".lora_B.", StringComparison.Ordinal)))
-                p.copy_(torch.randn(p.shape, generator: gen) * 0.05);
-        }
+        RandomiseLoraB(tm);
         var ids = torch.randint(0, tm.Model.Config.VocabSize, new long[] { 2, 32 }, generator: new Generator(9));
         var plain = Step(tm, ids, checkpointing: false);
         var ckpt = Step(tm, ids, checkpointing: true);
@@ -81,6 +75,15 @@ public class GradientCheckpointingTests
         }
         Assert.Equal(plain.Rng, ckpt.Rng);
         Assert.Equal(plain.Seg, ckpt.Seg);
+    }
+
+    /// <summary>LoRA B starts at zero; seeded values (as after some training) let the LoRA path, and its dropout, reach the gradients of A.</summary>
+    internal static void RandomiseLoraB(TrainingModel tm)
+    {
+        using var noGrad = no_grad();
+        var gen = new Generator(5);
+        foreach (var (_, p) in tm.Trainable.Where(t => t.Name.Contains(".lora_B.", StringComparison.Ordinal)))
+            p.copy_(torch.randn(p.shape, generator: gen) * 0.05);
     }
 
     [Fact]
