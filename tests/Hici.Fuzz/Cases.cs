@@ -15,7 +15,10 @@ public enum Verdict { Clean, Success, Fault, Hang, Memory }
 
 public sealed record Outcome(int Case, string Kind, string Target, Verdict Verdict, string Detail)
 {
+    /// <summary>Wall time of the whole case, CPU time of the worker in it, and the part spent writing its inputs.</summary>
     public double Milliseconds { get; init; }
+    public double CpuMilliseconds { get; init; }
+    public double SetupMilliseconds { get; init; }
 }
 
 /// <summary>
@@ -44,6 +47,7 @@ public sealed class Cases
         Directory.CreateDirectory(scratch);
         _baseModel = Path.Combine(scratch, "base-model");
         CopyDir(seeds.ModelDir, _baseModel);
+        File.Delete(Path.Combine(_baseModel, "expected.safetensors"));   // the fixture's golden outputs: not part of the model, copied per case otherwise
         File.WriteAllBytes(Path.Combine(_baseModel, "tokenizer.json"), seeds.ByteLevelTokenizer);
         _fifo = Path.Combine(scratch, "fifo");
         if (!File.Exists(_fifo) && OperatingSystem.IsLinux()) _ = MkFifo(_fifo, 0x180);
@@ -61,6 +65,8 @@ public sealed class Cases
     {
         var r = new Random(unchecked(seed * 1_000_003 + index));
         var kind = Kinds[r.Next(Kinds.Length)];
+        _caseWatch.Restart();
+        SetupMilliseconds = 0;
         var dir = Path.Combine(_scratch, "case");
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
@@ -311,7 +317,14 @@ public sealed class Cases
         return (v, detail);
     }
 
-    static (string, Verdict, string) Library(Action body) { var (v, d) = LibraryRun(body); return ("library", v, d); }
+    (string, Verdict, string) Library(Action body) { TargetStarts(); var (v, d) = LibraryRun(body); return ("library", v, d); }
+
+    readonly Stopwatch _caseWatch = new();
+
+    /// <summary>Time from the case's start to its target's start (writing inputs), for the profile columns.</summary>
+    public double SetupMilliseconds { get; private set; }
+
+    void TargetStarts() => SetupMilliseconds = _caseWatch.Elapsed.TotalMilliseconds;
 
     /// <summary>The last command line run (printed by --replay).</summary>
     public string[] LastArgs { get; private set; } = [];
@@ -319,6 +332,7 @@ public sealed class Cases
     (string, Verdict, string) Cli(Random r, params string[] args)
     {
         LastArgs = args;
+        TargetStarts();
         // exec refuses an argument over 128 KiB (E2BIG): such command lines run in process only.
         if (_hiciDll is not null && r.NextDouble() < _processShare && args.All(a => Encoding.UTF8.GetByteCount(a) < 100_000))
             return CliProcess(args);

@@ -35,8 +35,10 @@ if (a.Contains("--worker"))
         stdout.WriteLine($"@@START {i}");
         stdout.Flush();
         var sw = System.Diagnostics.Stopwatch.StartNew();
+        var cpu = Environment.CpuUsage.TotalTime;
         var r = cases.Run(seed, i);
-        stdout.WriteLine($"@@DONE {r.Case}\t{r.Kind}\t{r.Target}\t{r.Verdict}\t{sw.Elapsed.TotalMilliseconds:F0}\t{r.Detail.Replace('\t', ' ')}");
+        var cpuMs = (Environment.CpuUsage.TotalTime - cpu).TotalMilliseconds;
+        stdout.WriteLine($"@@DONE {r.Case}\t{r.Kind}\t{r.Target}\t{r.Verdict}\t{sw.Elapsed.TotalMilliseconds:F1}\t{cpuMs:F1}\t{cases.SetupMilliseconds:F1}\t{r.Detail.Replace('\t', ' ')}");
         stdout.Flush();
         if (i % 200 == 199) GC.Collect();
     }

@@ -90,7 +90,8 @@ public sealed class Supervisor(FuzzOptions o)
                 else if (line.StartsWith("@@DONE ", StringComparison.Ordinal))
                 {
                     var f = line[7..].Split('\t');
-                    Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 5 ? f[5] : "") { Milliseconds = double.Parse(f[4]) });
+                    Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 7 ? f[7] : "")
+                        { Milliseconds = double.Parse(f[4]), CpuMilliseconds = double.Parse(f[5]), SetupMilliseconds = double.Parse(f[6]) });
                     current = int.Parse(f[0]) + 1;
                     if (_outcomes.Count % 2000 == 0 && o.ReportPath is { } rp)
                         File.WriteAllText(rp, "(partial)\n" + Table(total.Elapsed));
@@ -164,8 +165,8 @@ public sealed class Supervisor(FuzzOptions o)
         sb.AppendLine($"hici fuzz: {_outcomes.Count} cases (seed {o.Seed}, cases {o.Start}..{o.Start + o.Iterations - 1}) in {elapsed.TotalSeconds:F0} s; " +
                       $"limits {o.CaseTimeLimit.TotalSeconds:F0} s per case, {o.MemoryLimitBytes >> 20} MiB RSS, {o.HeapLimitBytes >> 20} MiB managed heap");
         sb.AppendLine();
-        sb.AppendLine("| input kind | target | cases | clean error | success | internal fault | hang | memory | mean ms | max ms |");
-        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| input kind | target | cases | clean error | success | internal fault | hang | memory | mean ms | max ms | mean CPU ms | mean setup ms |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var g in _outcomes.GroupBy(x => (x.Kind, x.Target)).OrderBy(g => Array.IndexOf(Cases.Kinds, g.Key.Kind)).ThenBy(g => g.Key.Target))
             sb.AppendLine(Row(g.Key.Kind, g.Key.Target, g.ToList()));
         sb.AppendLine(Row("**all**", "", _outcomes));
@@ -185,5 +186,8 @@ public sealed class Supervisor(FuzzOptions o)
     static string Row(string kind, string target, List<Outcome> xs) =>
         $"| {kind} | {target} | {xs.Count} | {xs.Count(x => x.Verdict == Verdict.Clean)} | {xs.Count(x => x.Verdict == Verdict.Success)} | " +
         $"{xs.Count(x => x.Verdict == Verdict.Fault)} | {xs.Count(x => x.Verdict == Verdict.Hang)} | {xs.Count(x => x.Verdict == Verdict.Memory)} | " +
-        $"{(xs.Count > 0 ? xs.Average(x => x.Milliseconds) : 0):F0} | {(xs.Count > 0 ? xs.Max(x => x.Milliseconds) : 0):F0} |";
+        $"{Mean(xs, x => x.Milliseconds):F0} | {(xs.Count > 0 ? xs.Max(x => x.Milliseconds) : 0):F0} | " +
+        $"{Mean(xs, x => x.CpuMilliseconds):F1} | {Mean(xs, x => x.SetupMilliseconds):F1} |";
+
+    static double Mean(List<Outcome> xs, Func<Outcome, double> f) => xs.Count > 0 ? xs.Average(f) : 0;
 }
