@@ -48,9 +48,7 @@ public static partial class I3Corpus
 
     public static string ReadDocument(string path, CorpusFormat format)
     {
-        var info = new FileInfo(path);
-        if (info.Length > MaxDocumentBytes) throw new HiciException($"{path}: {info.Length} bytes, over the {MaxDocumentBytes}-byte limit for one document");
-        var text = File.ReadAllText(path, new UTF8Encoding(false, false));
+        var text = InputFiles.ReadText(path, MaxDocumentBytes);
         return format == CorpusFormat.Brown ? Detag(text) : text;
     }
 

@@ -1,3 +1,4 @@
+using Hici.IO;
 using Hici.Text;
 
 namespace Hici.Training;
@@ -17,6 +18,7 @@ public static class DataPreparer
     public static TokenFileInfo Prepare(IReadOnlyList<string> files, CorpusFormat format, HfTokenizer tok, string tokenizerName, string output,
         PrepareOptions opt, Action<long, long>? progress = null)
     {
+        foreach (var f in files) InputFiles.CheckRegularFile(f);   // before sizes are summed: a device has none, a FIFO never ends
         long totalBytes = files.Sum(f => new FileInfo(f).Length);
         string dtype = TokenFileInfo.DTypeFor(tok.VocabSize);
         using var w = new TokenFileWriter(output, dtype);
