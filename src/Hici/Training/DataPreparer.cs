@@ -68,10 +68,12 @@ public static class DataPreparer
             }
             Flush();
         }
-        w.Commit();
         var info = new TokenFileInfo(tokenizerName, dtype, w.Tokens, docs, opt.ReferenceChunkLength,
             opt.ReferenceChunkLength is null ? null : opt.PadId, tok.VocabSize);
+        // The metadata first, the token file last: the .bin's rename is the commit. Killed in between, there is no new
+        // .bin (a bare one would be read with guessed settings), or an old one whose token count the new metadata refutes.
         info.Save(output);
+        w.Commit();
         return info;
     }
 
