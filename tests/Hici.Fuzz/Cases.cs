@@ -60,6 +60,23 @@ public sealed class Cases
         var dll = Path.Combine(AppContext.BaseDirectory, "hici.dll");
         if (!File.Exists(dll)) dll = Path.Combine(seeds.Root, "src", "Hici.Cli", "bin", Configuration(), "net10.0", "hici.dll");
         _hiciDll = File.Exists(dll) ? dll : null;
+        AppDomain.CurrentDomain.FirstChanceException += (_, e) => RememberThrow(e.Exception);
+    }
+
+    string? _lastThrow;
+
+    /// <summary>
+    /// Where the last exception that is not a user error was thrown (our frames only): an internal fault's one line
+    /// says what went wrong, this says where — for faults that do not come back on replay (a race, a process state).
+    /// </summary>
+    void RememberThrow(Exception e)
+    {
+        if (e is HiciException or System.Text.Json.JsonException or FileNotFoundException or DirectoryNotFoundException) return;
+        var frames = new StackTrace(2, false).GetFrames()
+            .Select(f => f.GetMethod())
+            .Where(m => m?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Hici", StringComparison.Ordinal) && !ns.StartsWith("Hici.Fuzz", StringComparison.Ordinal))
+            .Take(5).Select(m => $"{m!.DeclaringType!.Name}.{m.Name}");
+        _lastThrow = $"{e.GetType().Name} thrown at {string.Join(" < ", frames)}";
     }
 
     static string Configuration() => AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
@@ -72,6 +89,7 @@ public sealed class Cases
         var kind = Kinds[r.Next(Kinds.Length)];
         _caseWatch.Restart();
         SetupMilliseconds = 0;
+        _lastThrow = null;
         var dir = Path.Combine(_scratch, "case");
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
@@ -92,6 +110,7 @@ public sealed class Cases
                 "jsonl" => JsonlCase(r, dir),
                 _ => FlagsCase(r, dir),
             };
+            if (verdict == Verdict.Fault && _lastThrow is not null) detail += $" [{_lastThrow}]";
             return new Outcome(index, kind, target, verdict, detail);
         }
         finally
@@ -309,13 +328,15 @@ public sealed class Cases
     (string, Verdict, string) HiciConfigCase(Random r, string dir)
     {
         var file = Path.Combine(dir, "hici_config.json");
-        File.WriteAllBytes(file, Mutators.Json(r, _seeds.HiciConfigJson));
+        _hiciConfigSeed ??= _seeds.HiciConfigJson;
+        File.WriteAllBytes(file, Mutators.Json(r, _hiciConfigSeed));
         var path = MaybeSpecial(r, file, dir);
         return r.Next(3) switch
         {
             0 => Library(() => _ = HiciConfig.Load(path)),
-            1 => Cli(r, "info", "--model", _baseModel, "--attention", "hici", "--hici-config", path),
-            _ => Cli(r, "score", "--model", _baseModel, "--ids", WriteIds(dir), "--attention", "hici", "--hici-config", path, "--threads", "1"),
+            1 => Cli(r, "info", "--model", HiciModel(), "--attention", "hici", "--hici-config", path),
+            _ => Cli(r, "score", "--model", HiciModel(), "--ids", WriteIds(dir), "--attention", "hici", "--hici-config", path, "--threads", "1",
+                "--segment-size", (1 + r.Next(12)).ToString()),
         };
     }
 
@@ -369,7 +390,18 @@ public sealed class Cases
         return Encoding.UTF8.GetBytes(string.Join('\n', lines));
     }
 
-    string? _seedRun, _tokenData;
+    string? _seedRun, _tokenData, _hiciModel;
+    byte[]? _hiciConfigSeed;
+
+    /// <summary>The HiCI fixture model (config and weights; its hici_config.json left out: --hici-config is the config).</summary>
+    string HiciModel()
+    {
+        if (_hiciModel is not null) return _hiciModel;
+        var dir = Path.Combine(_scratch, "hici-model");
+        Directory.CreateDirectory(dir);
+        foreach (var f in new[] { "config.json", "model.safetensors" }) File.Copy(Path.Combine(_seeds.HiciModelDir, f), Path.Combine(dir, f), overwrite: true);
+        return _hiciModel = dir;
+    }
 
     /// <summary>The valid token file training reads (written once per worker).</summary>
     string TokenData()

@@ -22,7 +22,10 @@ public sealed class Seeds
     public string TokenMeta(string dtype, int tokens) =>
         $"{{\"tokenizer\": \"fuzz\", \"dtype\": \"{dtype}\", \"tokens\": {tokens}, \"documents\": 1, \"vocab_size\": 256}}";
 
-    public byte[] HiciConfigJson { get; } = Encoding.UTF8.GetBytes(new Hici.Hierarchical.HiciConfig().ToJson());
+    /// <summary>A HiCI model (vocab 256) whose weights fit the config below: valid configs run a HiCI forward.</summary>
+    public string HiciModelDir => Path.Combine(Root, "tests", "fixtures", "hici", "model-qwen3");
+    /// <summary>That model's HiCI config with every key written out (more keys for the mutators to change).</summary>
+    public byte[] HiciConfigJson => Encoding.UTF8.GetBytes(Hici.Hierarchical.HiciConfig.Load(Path.Combine(HiciModelDir, "hici_config.json")).ToJson());
 
     public string LongBenchSamples =>
         """{"input": "Who wrote it?", "context": "The quick brown fox. Written by Ann.", "answers": ["Ann"], "length": 7, "dataset": "qasper", "language": "en", "all_classes": null, "_id": "a1"}""" + "\n" +
