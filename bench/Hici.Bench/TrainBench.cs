@@ -43,7 +43,7 @@ public static class TrainBench
             Console.WriteLine($"matmul 1024³ {dt}: {gflops[dt]:F0} GFLOP/s");
             foreach (var (name, shape) in Gemms(cfg, t))
             {
-                double g = Gemm(shape.M, shape.K, shape.N, name == "lm_head (loss, fp32)" ? ScalarType.Float32 : dtype);
+                double g = Gemm(shape.M, shape.K, shape.N, dtype);
                 Console.WriteLine($"  GEMM {name} [{shape.M}×{shape.K}]·[{shape.K}×{shape.N}]: {g:F0} GFLOP/s = {g / gflops[dt] * 100:F0}% of the {dt} matmul rate");
             }
             foreach (var hici in new[] { false, true })
@@ -76,7 +76,8 @@ public static class TrainBench
         Console.WriteLine("FLOP model of a step (2 per multiply-add): the per-token weight matmuls twice (forward and the input gradient; the base");
         Console.WriteLine("is frozen), attention and the HiCI modules three times (forward, and a backward of twice the forward), lm_head twice over");
         Console.WriteLine("all rows (logits and the hidden states' gradient); LoRA's small matmuls are not counted. Both sides do the same work;");
-        Console.WriteLine("PyTorch forms the full [T, vocab] logits (HF's loss), ours in 2048-row chunks in fp32 (in bf16 runs too, as HF's .float()).");
+        Console.WriteLine("PyTorch forms the full [T, vocab] logits (HF's loss), ours 2048 rows at a time; both run the head's matmuls in the");
+        Console.WriteLine("compute dtype and softmax / loss in fp32 (HF's logits.float()).");
         if (peer?.Gflops is { Count: > 0 } pg)
             Console.WriteLine("PyTorch's matmul 1024³: " + string.Join(", ", pg.Select(kv => $"{kv.Key} {kv.Value:F0} GFLOP/s")));
     }
@@ -86,7 +87,7 @@ public static class TrainBench
         ("MLP gate/up", (t, c.HiddenSize, c.IntermediateSize)),
         ("MLP down", (t, c.IntermediateSize, c.HiddenSize)),
         ("q_proj", (t, c.HiddenSize, c.NumAttentionHeads * c.HeadDim)),
-        ("lm_head (loss, fp32)", (t, c.HiddenSize, c.VocabSize)),
+        ("lm_head (loss)", (t, c.HiddenSize, c.VocabSize)),
     };
 
     /// <summary>GFLOP/s of x[M,K]·Wᵀ (F.linear, as the model runs it), best of a few runs.</summary>
