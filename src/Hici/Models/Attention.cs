@@ -138,10 +138,10 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     /// Lets q/k/v_proj run as one GEMM in inference (<see cref="PackedProjections"/>: same weights and keys, no
     /// extra memory). Called once the weights are loaded; a later LoRA wrapper or weight swap turns it off by itself.
     /// </summary>
-    public void PackProjections()
+    public void PackProjections(bool enable = true)
     {
         _packedQkv?.Dispose();
-        _packedQkv = PackedProjections.Pack(q_proj, k_proj, v_proj);
+        _packedQkv = enable ? PackedProjections.Pack(q_proj, k_proj, v_proj) : null;
     }
 
     protected override void Dispose(bool disposing)

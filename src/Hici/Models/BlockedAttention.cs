@@ -23,15 +23,34 @@ public static class BlockedAttention
     /// (n_heads × rows × keys) stay in the last-level cache at 8K keys.</summary>
     public const long BlockRows = 128;
 
+    /// <summary>Which prefill kernel <see cref="Attention.CausalAttention"/> uses (default from $HICI_PREFILL_ATTENTION).</summary>
+    public static PrefillKernel Kernel { get; set; } = ParseKernel(Environment.GetEnvironmentVariable("HICI_PREFILL_ATTENTION"));
+
     /// <summary>
-    /// Whether the blocked path beats SDPA for <paramref name="queries"/> new queries. Measured with
-    /// `Hici.Bench --attention` (docs/performance.md): from a few hundred queries on, in both dtypes.
+    /// Whether the blocked path is used for <paramref name="queries"/> new queries. Auto: only for bf16 on a CPU with
+    /// bf16 dot products in hardware, where bf16 GEMMs run ~10× libtorch's flash kernel (794 vs 74 GFLOP/s
+    /// measured on an AVX512-BF16 host). On a CPU without them (bf16 emulated) and in float32 the flash kernel
+    /// already runs at the GEMM rate, and the blocked path measured 1.4× (fp32) to 3× (bf16) slower
+    /// (`Hici.Bench --attention`, docs/performance.md).
     /// </summary>
     public static bool Preferred(long queries, ScalarType dtype) =>
-        queries >= MinQueries && dtype is ScalarType.Float32 or ScalarType.BFloat16;
+        queries >= MinQueries && dtype is ScalarType.Float32 or ScalarType.BFloat16 && Kernel switch
+        {
+            PrefillKernel.Blocked => true,
+            PrefillKernel.Sdpa => false,
+            _ => dtype == ScalarType.BFloat16 && Hici.Runtime.CpuFeatures.NativeBf16,
+        };
 
     /// <summary>Below this many queries SDPA is used (its per-call cost is lower and the GEMMs are small).</summary>
-    public static long MinQueries { get; set; } = 256;
+    public const long MinQueries = 256;
+
+    private static PrefillKernel ParseKernel(string? s) => s?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => PrefillKernel.Auto,
+        "sdpa" => PrefillKernel.Sdpa,
+        "blocked" => PrefillKernel.Blocked,
+        _ => throw new HiciException($"HICI_PREFILL_ATTENTION={s}: expected auto, sdpa or blocked"),
+    };
 
     /// <summary>
     /// softmax(QKᵀ/√d)V, bottom-right causal (the L queries are the last L of the S key positions).
@@ -80,3 +99,6 @@ public static class BlockedAttention
         return outStore.view(b, l, heads, d).transpose(1, 2).MoveToOuterDisposeScope();
     }
 }
+
+/// <summary>Prefill attention kernel: auto (by dtype and CPU), libtorch's SDPA, or <see cref="BlockedAttention"/>.</summary>
+public enum PrefillKernel { Auto, Sdpa, Blocked }

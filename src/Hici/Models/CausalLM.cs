@@ -93,9 +93,10 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausal
     /// Packs every layer's q/k/v and gate/up projections for one-GEMM inference (<see cref="PackedProjections"/>;
     /// weights, keys and memory unchanged). Done by <see cref="LoadWeights"/>; call again after replacing weights.
     /// </summary>
-    public void PackProjections()
+    /// <param name="enable">false: back to one GEMM per projection (weights stay where they are; for A/B benchmarks)</param>
+    public void PackProjections(bool enable = true)
     {
-        foreach (var layer in model.layers) { layer.self_attn.PackProjections(); layer.mlp.PackProjections(); }
+        foreach (var layer in model.layers) { layer.self_attn.PackProjections(enable); layer.mlp.PackProjections(enable); }
     }
 
     /// <summary>True once no parameter is a meta placeholder.</summary>

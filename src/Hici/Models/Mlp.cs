@@ -31,10 +31,10 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     private PackedProjections? _packedGateUp;
 
     /// <summary>Lets gate_proj and up_proj run as one GEMM in inference (see <see cref="Attention.PackProjections"/>).</summary>
-    public void PackProjections()
+    public void PackProjections(bool enable = true)
     {
         _packedGateUp?.Dispose();
-        _packedGateUp = PackedProjections.Pack(gate_proj, up_proj);
+        _packedGateUp = enable ? PackedProjections.Pack(gate_proj, up_proj) : null;
     }
 
     protected override void Dispose(bool disposing)
