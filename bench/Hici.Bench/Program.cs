@@ -15,6 +15,7 @@ using static TorchSharp.torch;
 //        --decode [--lengths 1024,4096,16384]: decode ms/token, packed vs separate projections
 //        --attention [--lengths 256,512,2048,8192]: one layer's causal attention, SDPA vs blocked GEMMs
 //        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
+//        --train [--lengths 2048] [--dtypes fp32,bf16]: one training step (fwd/bwd/optimizer), full vs hici, PyTorch beside it
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 BenchArgs opts;
 try { opts = BenchArgs.Parse(args); }
@@ -30,6 +31,12 @@ if (opts.Stream)
     foreach (var dt in opts.DTypes)
         StreamBench.Run(opts.LengthsGiven ? opts.Lengths : StreamBench.DefaultLengths, opts.Segment,
             dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32);
+    return 0;
+}
+
+if (opts.Train)
+{
+    TrainBench.Run(opts);
     return 0;
 }
 
