@@ -12,6 +12,8 @@ using static TorchSharp.torch;
 // Usage: dotnet run -c Release --project bench/Hici.Bench -- [--lengths 512,2048,8192] [--dtypes fp32,bf16]
 //        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
+//        --decode [--lengths 1024,4096,16384]: decode ms/token, packed vs separate projections
+//        --attention [--lengths 256,512,2048,8192]: one layer's causal attention, SDPA vs blocked GEMMs
 //        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
 //        --train [--lengths 2048] [--dtypes fp32,bf16]: one training step (fwd/bwd/optimizer), full vs hici, PyTorch beside it
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -22,6 +24,7 @@ var st = TorchRuntime.Probe();
 if (!st.Loaded) { Console.Error.WriteLine($"native backend does not load: {st.Error}\n{st.Advice}"); return 1; }
 torch.set_num_threads(opts.Threads);
 Console.WriteLine($"HiCI.NET benchmark: TorchSharp {st.TorchSharpVersion}, libtorch {st.LibTorchVersion}, {opts.Threads} threads, {Environment.ProcessorCount} cores");
+Console.WriteLine($"CPU: {CpuModel()}; hardware bf16 (avx512_bf16/amx_bf16): {(CpuFeatures.NativeBf16 ? "yes" : "no")}; prefill attention kernel: {BlockedAttention.Kernel.ToString().ToLowerInvariant()}; {LoadAverage()}");
 
 if (opts.Stream)
 {
@@ -34,6 +37,18 @@ if (opts.Stream)
 if (opts.Train)
 {
     TrainBench.Run(opts);
+    return 0;
+}
+
+if (opts.DecodeOnly)
+{
+    DecodeBench.Run(opts.LengthsGiven ? opts.Lengths : DecodeBench.DefaultLengths, opts.DTypes, opts.DecodeSteps);
+    return 0;
+}
+
+if (opts.AttentionOnly)
+{
+    AttentionBench.Run(opts.LengthsGiven ? opts.Lengths : AttentionBench.DefaultLengths, opts.DTypes);
     return 0;
 }
 
@@ -95,6 +110,7 @@ Console.WriteLine($"matmul 1024³ (TorchSharp/libtorch 2.10): " + string.Join(",
 Console.WriteLine("share of matmul peak = achieved prefill FLOP rate (weights + causal attention + last lm_head row) / measured 1024³ matmul rate of the same dtype.");
 Console.WriteLine("decode GB/s = bytes a decode step must read (every weight matrix, one embedding row, the KV cache so far) / step time; decode is bandwidth-bound, so compare it with the copy rate.");
 Console.WriteLine("prefill = best of 3 runs; decode = median step of the steps timed after the last prefill.");
+Console.WriteLine($"at the end: {LoadAverage()} (a load above the core count means the numbers are noisy)");
 if (opts.Out is not null)
 {
     File.WriteAllText(opts.Out, JsonSerializer.Serialize(new { rows, gflops, peerLabel, peer = peer.Select(kv => new { dtype = kv.Key.Item1, tokens = kv.Key.Item2, kv.Value.Tok, kv.Value.Ms }) }, new JsonSerializerOptions { WriteIndented = true, IncludeFields = true }));
@@ -132,5 +148,11 @@ static (double PrefillSeconds, double DecodeSecondsPerToken) Measure(CausalLM mo
     times.Sort();
     return (pre, times[times.Count / 2]);
 }
+
+static string LoadAverage() =>
+    File.Exists("/proc/loadavg") ? "load average " + string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "load average unknown";
+
+static string CpuModel() =>
+    (File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name")) : null)?.Split(':', 2)[1].Trim() ?? "unknown";
 
 record Row(string DType, int Tokens, double PrefillTokS, double DecodeMs, double PrefillGflops, double DecodeGbs);

@@ -52,14 +52,8 @@ public static class DoctorCommand
             if (Avx512BW.IsSupported) f.Add("avx512bw");
         }
         else f.Add(RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant());
-        try
-        {
-            var flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags"));
-            if (flags is not null)
-                foreach (var x in new[] { "avx512_bf16", "amx_bf16", "avx512_vnni" })
-                    if (flags.Split(' ').Contains(x)) f.Add(x);
-        }
-        catch (IOException) { }
+        foreach (var x in new[] { "avx512_bf16", "amx_bf16", "avx512_vnni" })
+            if (Hici.Runtime.CpuFeatures.Has(x)) f.Add(x);
         return string.Join(' ', f);
     }
 

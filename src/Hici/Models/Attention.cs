@@ -71,8 +71,7 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         long b = x.Hidden.shape[0], l = x.Hidden.shape[1];
-        var q = ProjectQuery(x.Hidden, rope: null);
-        var (k, v) = ProjectKeyValue(x.Hidden, rope: null);
+        var (q, k, v) = ProjectHeads(x.Hidden);
         var o = AttendBeforeRope(q, k, v, x);                           // [B, n_heads, L, d]
         o = o.transpose(1, 2).reshape(b, l, Heads * HeadDim);
         return o_proj.call(o).MoveToOuterDisposeScope();
@@ -90,10 +89,7 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     /// <summary>Q for hidden states [B, L, hidden] → [B, n_heads, L, d], normed (Qwen3), rotated when <paramref name="rope"/> is given.</summary>
     public Tensor ProjectQuery(Tensor hidden, RopeTables? rope)
     {
-        long b = hidden.shape[0], l = hidden.shape[1];
-        var q = q_proj.call(hidden).view(b, l, Heads, HeadDim);
-        if (q_norm is not null) q = q_norm.call(q);                    // over head_dim, before RoPE (Qwen3)
-        q = q.transpose(1, 2);
+        var q = QueryHeads(q_proj.call(hidden));
         return rope is null ? q : RotaryEmbedding.Apply(q, rope);
     }
 
@@ -103,13 +99,55 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     /// </summary>
     public (Tensor K, Tensor V) ProjectKeyValue(Tensor states, RopeTables? rope)
     {
-        long b = states.shape[0], l = states.shape[1];
-        var k = k_proj.call(states).view(b, l, KvHeads, HeadDim);
-        if (k_norm is not null) k = k_norm.call(k);
-        k = k.transpose(1, 2);
+        var k = KeyHeads(k_proj.call(states));
         if (rope is not null) k = RotaryEmbedding.Apply(k, rope);
-        var v = v_proj.call(states).view(b, l, KvHeads, HeadDim).transpose(1, 2);
-        return (k, v);
+        return (k, ValueHeads(v_proj.call(states)));
+    }
+
+    /// <summary>
+    /// Q, K, V before RoPE as <see cref="ProjectQuery"/> and <see cref="ProjectKeyValue"/> give them, from one GEMM
+    /// when the projections are packed (<see cref="PackProjections"/>), else from three.
+    /// </summary>
+    public (Tensor Q, Tensor K, Tensor V) ProjectHeads(Tensor hidden)
+    {
+        if (_packedQkv?.Apply(hidden, q_proj, k_proj, v_proj) is { } qkv) return (QueryHeads(qkv[0]), KeyHeads(qkv[1]), ValueHeads(qkv[2]));
+        var (k, v) = ProjectKeyValue(hidden, rope: null);
+        return (ProjectQuery(hidden, rope: null), k, v);
+    }
+
+    private Tensor QueryHeads(Tensor projected)
+    {
+        var q = projected.view(projected.shape[0], projected.shape[1], Heads, HeadDim);
+        if (q_norm is not null) q = q_norm.call(q);                    // over head_dim, before RoPE (Qwen3)
+        return q.transpose(1, 2);
+    }
+
+    private Tensor KeyHeads(Tensor projected)
+    {
+        var k = projected.view(projected.shape[0], projected.shape[1], KvHeads, HeadDim);
+        if (k_norm is not null) k = k_norm.call(k);
+        return k.transpose(1, 2);
+    }
+
+    private Tensor ValueHeads(Tensor projected) =>
+        projected.view(projected.shape[0], projected.shape[1], KvHeads, HeadDim).transpose(1, 2);
+
+    private PackedProjections? _packedQkv;
+
+    /// <summary>
+    /// Lets q/k/v_proj run as one GEMM in inference (<see cref="PackedProjections"/>: same weights and keys, no
+    /// extra memory). Called once the weights are loaded; a later LoRA wrapper or weight swap turns it off by itself.
+    /// </summary>
+    public void PackProjections(bool enable = true)
+    {
+        _packedQkv?.Dispose();
+        _packedQkv = enable ? PackedProjections.Pack(q_proj, k_proj, v_proj) : null;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { _packedQkv?.Dispose(); _packedQkv = null; }
+        base.Dispose(disposing);
     }
 
     /// <summary>
@@ -141,11 +179,16 @@ public class Attention : nn.Module<AttentionInput, Tensor>
 
     /// <summary>
     /// softmax(QKᵀ/√d)V where the L queries are the last L of the S key positions (bottom-right causal).
-    /// Full prefill uses SDPA's is_casual (top-left aligned, correct only when L == S) on repeated K/V;
+    /// Many queries (prefill) go through <see cref="BlockedAttention"/> (large GEMMs, several times the flash
+    /// kernel's rate). With SDPA, full prefill uses its is_casual (top-left aligned, correct only when L == S) on repeated K/V;
     /// otherwise the query heads of a KV group are folded into the query length, so K/V are not copied
     /// and the explicit mask is just tiled per group.
     /// </summary>
-    public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v)
+    public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v) =>
+        BlockedAttention.Preferred(q.shape[2], q.dtype) ? BlockedAttention.Causal(q, k, v) : SdpaCausalAttention(q, k, v);
+
+    /// <summary><see cref="CausalAttention"/> through libtorch's SDPA kernels (used for few queries, e.g. decoding).</summary>
+    public static Tensor SdpaCausalAttention(Tensor q, Tensor k, Tensor v)
     {
         long b = q.shape[0], heads = q.shape[1], l = q.shape[2], d = q.shape[3];
         long kvHeads = k.shape[1], s = k.shape[2], groups = heads / kvHeads;

@@ -82,8 +82,22 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausal
 
     /// <summary>Loads every weight, the source first prepared by the attention implementation (e.g. legacy key
     /// names, shapes checked against its options).</summary>
-    public WeightLoadReport LoadWeights(IWeightSource weights, WeightLoadOptions? options = null) =>
-        WeightLoader.Load(this, AttentionImplementation.PrepareCheckpoint(Config, weights), options);
+    public WeightLoadReport LoadWeights(IWeightSource weights, WeightLoadOptions? options = null)
+    {
+        var report = WeightLoader.Load(this, AttentionImplementation.PrepareCheckpoint(Config, weights), options);
+        PackProjections();
+        return report;
+    }
+
+    /// <summary>
+    /// Packs every layer's q/k/v and gate/up projections for one-GEMM inference (<see cref="PackedProjections"/>;
+    /// weights, keys and memory unchanged). Done by <see cref="LoadWeights"/>; call again after replacing weights.
+    /// </summary>
+    /// <param name="enable">false: back to one GEMM per projection (weights stay where they are; for A/B benchmarks)</param>
+    public void PackProjections(bool enable = true)
+    {
+        foreach (var layer in model.layers) { layer.self_attn.PackProjections(enable); layer.mlp.PackProjections(enable); }
+    }
 
     /// <summary>True once no parameter is a meta placeholder.</summary>
     public bool IsMaterialized => parameters().All(p => !p.is_meta);

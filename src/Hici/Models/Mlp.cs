@@ -22,8 +22,25 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var h = nn.functional.silu(gate_proj.call(x)) * up_proj.call(x);
+        var h = _packedGateUp?.Apply(x, gate_proj, up_proj) is { } gu
+            ? nn.functional.silu(gu[0]) * gu[1]
+            : nn.functional.silu(gate_proj.call(x)) * up_proj.call(x);
         return down_proj.call(h).MoveToOuterDisposeScope();
+    }
+
+    private PackedProjections? _packedGateUp;
+
+    /// <summary>Lets gate_proj and up_proj run as one GEMM in inference (see <see cref="Attention.PackProjections"/>).</summary>
+    public void PackProjections(bool enable = true)
+    {
+        _packedGateUp?.Dispose();
+        _packedGateUp = enable ? PackedProjections.Pack(gate_proj, up_proj) : null;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { _packedGateUp?.Dispose(); _packedGateUp = null; }
+        base.Dispose(disposing);
     }
 
     /// <summary>Swaps gate_proj/up_proj/down_proj (e.g. for LoRA); returns the old module.</summary>
