@@ -71,14 +71,14 @@ public static class HiciBench
     }
 
     /// <summary>Seconds for one prefill of T random tokens (last-position logits, no cache: HiCI needs the whole sequence).</summary>
-    private static double Prefill(CausalLM lm, int t)
+    public static double Prefill(CausalLM lm, int t)
     {
         using var scope = NewDisposeScope();
         using var gen = new Generator(); gen.manual_seed(t);
         var ids = randint(0, lm.Config.VocabSize, new long[] { 1, t }, generator: gen);
         var sw = Stopwatch.StartNew();
         var logits = lm.Forward(ids, null, lastOnly: true);
-        _ = logits.sum().item<float>();
+        _ = logits.sum().to(ScalarType.Float32).item<float>();
         return sw.Elapsed.TotalSeconds;
     }
 

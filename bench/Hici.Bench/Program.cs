@@ -12,6 +12,7 @@ using static TorchSharp.torch;
 // Usage: dotnet run -c Release --project bench/Hici.Bench -- [--lengths 512,2048,8192] [--dtypes fp32,bf16]
 //        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
+//        --dca [--pretraining-length 2048] [--lengths 2048,4096,8192,16384]: prefill time full vs dual chunk attention
 //        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 BenchArgs opts;
@@ -27,6 +28,13 @@ if (opts.Stream)
     foreach (var dt in opts.DTypes)
         StreamBench.Run(opts.LengthsGiven ? opts.Lengths : StreamBench.DefaultLengths, opts.Segment,
             dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32);
+    return 0;
+}
+
+if (opts.Dca)
+{
+    DcaBench.Run(opts.LengthsGiven ? opts.Lengths : DcaBench.DefaultLengths, opts.PretrainingLength,
+        opts.DTypes.Select(dt => dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32));
     return 0;
 }
 

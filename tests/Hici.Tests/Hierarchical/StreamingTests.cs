@@ -68,6 +68,27 @@ public class StreamingTests
         Close.Check(tensor(oneShot.LogProbs), tensor(stream.LogProbs), 1e-5, $"{model} {mode} S={segment} T={length}: stream vs one-shot");
     }
 
+    /// <summary>The streamed prefill (what hici profile's stream method times) = the one-shot forward's last logits.</summary>
+    [Theory]
+    [InlineData("qwen3", "causal_shift", 8, 40)]
+    [InlineData("llama", "causal_shift_g", 5, 26)]   // n ≡ 1 mod S: the last token is a segment of its own
+    public void StreamedPrefillEqualsOneShotLastLogits(string model, string mode, int segment, int length)
+    {
+        using var scope = NewDisposeScope();
+        var hici = HiciConfig.Load(Folder(model)) with
+        {
+            CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciForwardKind.Inference, SegmentSize = segment,
+        };
+        using var lm = Load(model, hici);
+        var gen = new Random(length);
+        var ids = Enumerable.Range(0, length).Select(_ => (long)gen.Next(lm.Config.VocabSize)).ToArray();
+        Tensor oneShot;
+        using (no_grad()) oneShot = lm.Forward(tensor(ids).unsqueeze(0), null, lastOnly: true).reshape(1, -1).to(ScalarType.Float32);
+        using var streamed = HiciStreamScorer.LastLogits(lm, ids);
+        Assert.Equal(oneShot.shape, streamed.shape);
+        Close.Check(oneShot, streamed, 1e-5, $"{model} {mode} S={segment} T={length}: streamed prefill vs one-shot");
+    }
+
     /// <summary>Memory flat on long streams: no tensor outlives a Score call, whatever the stream length.</summary>
     [Fact]
     public void StreamingLeavesNoTensorsBehind()
