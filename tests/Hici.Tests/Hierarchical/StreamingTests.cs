@@ -23,6 +23,18 @@ public class StreamingTests
 
     public static readonly TheoryData<string, string, string> Cases = Build();
 
+    /// <summary>The fixture model with the inference forward, the given shift mode and segment length, and random ids.</summary>
+    private static (CausalLM Lm, long[] Ids) Streamable(string model, string mode, int segment, int length)
+    {
+        var hici = HiciConfig.Load(Folder(model)) with
+        {
+            CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciForwardKind.Inference, SegmentSize = segment,
+        };
+        var lm = Load(model, hici);
+        var gen = new Random(length);
+        return (lm, Enumerable.Range(0, length).Select(_ => (long)gen.Next(lm.Config.VocabSize)).ToArray());
+    }
+
     private static TheoryData<string, string, string> Build()
     {
         var d = new TheoryData<string, string, string>();
@@ -56,13 +68,8 @@ public class StreamingTests
     public void StreamEqualsOneShot(string model, string mode, int segment, int length)
     {
         using var scope = NewDisposeScope();
-        var hici = HiciConfig.Load(Folder(model)) with
-        {
-            CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciForwardKind.Inference, SegmentSize = segment,
-        };
-        using var lm = Load(model, hici);
-        var gen = new Random(length);
-        var ids = Enumerable.Range(0, length).Select(_ => (long)gen.Next(lm.Config.VocabSize)).ToArray();
+        var (lm, ids) = Streamable(model, mode, segment, length);
+        using var _ = lm;
         var oneShot = Scorer.Score(lm, ids, wholeSequence: true);
         var stream = HiciStreamScorer.Score(lm, ids);
         Close.Check(tensor(oneShot.LogProbs), tensor(stream.LogProbs), 1e-5, $"{model} {mode} S={segment} T={length}: stream vs one-shot");
@@ -75,13 +82,8 @@ public class StreamingTests
     public void StreamedPrefillEqualsOneShotLastLogits(string model, string mode, int segment, int length)
     {
         using var scope = NewDisposeScope();
-        var hici = HiciConfig.Load(Folder(model)) with
-        {
-            CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciForwardKind.Inference, SegmentSize = segment,
-        };
-        using var lm = Load(model, hici);
-        var gen = new Random(length);
-        var ids = Enumerable.Range(0, length).Select(_ => (long)gen.Next(lm.Config.VocabSize)).ToArray();
+        var (lm, ids) = Streamable(model, mode, segment, length);
+        using var _ = lm;
         Tensor oneShot;
         using (no_grad()) oneShot = lm.Forward(tensor(ids).unsqueeze(0), null, lastOnly: true).reshape(1, -1).to(ScalarType.Float32);
         using var streamed = HiciStreamScorer.LastLogits(lm, ids);
