@@ -66,7 +66,7 @@ public static class HiciBench
         Console.WriteLine($"matmul 1024³ fp32: {matmulGflops:F0} GFLOP/s. Times are the minimum of interleaved runs (the machine is shared).");
         Console.WriteLine("Attention FLOPs: full = causal pairs T(T+1)/2 per head (QKᵀ + PV, 4·d each);");
         Console.WriteLine("HiCI = per segment S queries × (P memory slots + causal tokens), P = K + M (the mask-free causal path skips masked blocks), plus the");
-        Console.WriteLine("HiCI modules (local-constructor k/v over every token and its slot attention, o_proj, global integrator, memory k/v).");
+        Console.WriteLine("HiCI modules (local constructor over every token — folded into the h·M slot queries in fp32 —, o_proj, global integrator, memory k/v).");
         Console.WriteLine("Whole prefill adds the per-token weight matmuls (same for both) and one lm_head row.");
     }
 
@@ -127,9 +127,11 @@ public static class HiciBench
         double pairFlops = 4.0 * nq * d;                                          // QKᵀ and PV per (query, key) pair
         double fullAttn = pairFlops * t * (t + 1) / 2.0;
         double segAttn = pairFlops * n * s * (p + (s + 1) / 2.0);                  // causal fast path: memory + causal tokens
+        // fp32 folds the token k/v projections into the h·M slot queries (LocalConstructor.Folded) when h·M < β
+        double tokenWidth = hc.NumHeads * m < beta ? hc.NumHeads * m : beta;
         double lc = 2.0 * m * h * beta                                           // slot queries
-                  + 2.0 * 2.0 * t * h * beta                                      // k, v of every token
-                  + 2.0 * 2.0 * m * t * beta                                      // slot scores and weighted sum
+                  + 2.0 * 2.0 * t * h * tokenWidth                                // k, v of every token (folded: scores and sums in H)
+                  + (tokenWidth < beta ? 2.0 * 2.0 * n * m * h * beta : 2.0 * 2.0 * m * t * beta)   // per-head W_k/W_v products, or slot scores and sums
                   + 2.0 * n * m * beta * h;                                       // o_proj
         double rows = n;                                                          // causal_gi: one G per prefix
         double gi = rows * (5 * (2.0 * h * cc + 2.0 * cc * dg)                    // shared compressor + stat_expand
