@@ -14,6 +14,7 @@ using static TorchSharp.torch;
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
 //        --dca [--pretraining-length 2048] [--lengths 2048,4096,8192,16384]: prefill time full vs dual chunk attention
 //        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
+//        --train [--lengths 2048] [--dtypes fp32,bf16]: one training step (fwd/bwd/optimizer), full vs hici, PyTorch beside it
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 BenchArgs opts;
 try { opts = BenchArgs.Parse(args); }
@@ -35,6 +36,12 @@ if (opts.Dca)
 {
     DcaBench.Run(opts.LengthsGiven ? opts.Lengths : DcaBench.DefaultLengths, opts.PretrainingLength,
         opts.DTypes.Select(dt => dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32));
+    return 0;
+}
+
+if (opts.Train)
+{
+    TrainBench.Run(opts);
     return 0;
 }
 

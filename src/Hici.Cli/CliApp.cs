@@ -33,13 +33,20 @@ public static class CliApp
     }
 
     /// <summary>
+    /// The tree, built once per process: the options shared by many commands are static, and System.CommandLine
+    /// records every command an option is added to, so each new tree made those lists longer and every later
+    /// build slower (quadratic; an in-process run of 2,000 commands spent most of its time there).
+    /// </summary>
+    static readonly Lazy<RootCommand> Root = new(Build);
+
+    /// <summary>
     /// Parses and runs. A command-line error (unknown flag, missing required flag, a value of the wrong type) is
     /// one line <c>hici: error: …</c> on stderr and exit 1, like every other user error — not System.CommandLine's
     /// error list followed by the whole help text.
     /// </summary>
     public static int Run(string[] args)
     {
-        var root = Build();
+        var root = Root.Value;
         if (args.Length == 0)
         {
             root.Parse(new[] { "--help" }).Invoke();   // a bare `hici` asks what there is: show it

@@ -15,7 +15,10 @@ public enum Verdict { Clean, Success, Fault, Hang, Memory }
 
 public sealed record Outcome(int Case, string Kind, string Target, Verdict Verdict, string Detail)
 {
+    /// <summary>Wall time of the whole case, CPU time of the worker in it, and the part spent writing its inputs.</summary>
     public double Milliseconds { get; init; }
+    public double CpuMilliseconds { get; init; }
+    public double SetupMilliseconds { get; init; }
 }
 
 /// <summary>
@@ -27,7 +30,11 @@ public sealed record Outcome(int Case, string Kind, string Target, Verdict Verdi
 /// </summary>
 public sealed class Cases
 {
-    public static readonly string[] Kinds = ["safetensors", "config", "tokenizer", "pickle", "adapter", "ids", "text", "flags"];
+    public static readonly string[] AllKinds =
+        ["safetensors", "config", "tokenizer", "pickle", "adapter", "ids", "text", "flags", "tokens", "resume", "hiciconfig", "jsonl"];
+
+    /// <summary>The kinds this run draws from (--kinds); a case number names the same input only with the same list and build.</summary>
+    public string[] Kinds { get; }
 
     readonly Seeds _seeds;
     readonly string _scratch;
@@ -36,14 +43,16 @@ public sealed class Cases
     readonly double _processShare;
     readonly string? _hiciDll;
 
-    public Cases(Seeds seeds, string scratch, double processShare)
+    public Cases(Seeds seeds, string scratch, double processShare, string[]? kinds = null)
     {
+        Kinds = kinds ?? AllKinds;
         _seeds = seeds;
         _scratch = scratch;
         _processShare = processShare;
         Directory.CreateDirectory(scratch);
         _baseModel = Path.Combine(scratch, "base-model");
         CopyDir(seeds.ModelDir, _baseModel);
+        File.Delete(Path.Combine(_baseModel, "expected.safetensors"));   // the fixture's golden outputs: not part of the model, copied per case otherwise
         File.WriteAllBytes(Path.Combine(_baseModel, "tokenizer.json"), seeds.ByteLevelTokenizer);
         _fifo = Path.Combine(scratch, "fifo");
         if (!File.Exists(_fifo) && OperatingSystem.IsLinux()) _ = MkFifo(_fifo, 0x180);
@@ -51,16 +60,36 @@ public sealed class Cases
         var dll = Path.Combine(AppContext.BaseDirectory, "hici.dll");
         if (!File.Exists(dll)) dll = Path.Combine(seeds.Root, "src", "Hici.Cli", "bin", Configuration(), "net10.0", "hici.dll");
         _hiciDll = File.Exists(dll) ? dll : null;
+        AppDomain.CurrentDomain.FirstChanceException += (_, e) => RememberThrow(e.Exception);
+    }
+
+    string? _lastThrow;
+
+    /// <summary>
+    /// Where the last exception that is not a user error was thrown (our frames only): an internal fault's one line
+    /// says what went wrong, this says where — for faults that do not come back on replay (a race, a process state).
+    /// </summary>
+    void RememberThrow(Exception e)
+    {
+        if (e is HiciException or System.Text.Json.JsonException or FileNotFoundException or DirectoryNotFoundException) return;
+        var frames = new StackTrace(2, false).GetFrames()
+            .Select(f => f.GetMethod())
+            .Where(m => m?.DeclaringType?.Namespace is { } ns && ns.StartsWith("Hici", StringComparison.Ordinal) && !ns.StartsWith("Hici.Fuzz", StringComparison.Ordinal))
+            .Take(5).Select(m => $"{m!.DeclaringType!.Name}.{m.Name}");
+        _lastThrow = $"{e.GetType().Name} thrown at {string.Join(" < ", frames)}";
     }
 
     static string Configuration() => AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
 
-    public static string KindOf(int seed, int index) => Kinds[new Random(unchecked(seed * 1_000_003 + index)).Next(Kinds.Length)];
+    public static string KindOf(int seed, int index, string[] kinds) => kinds[new Random(unchecked(seed * 1_000_003 + index)).Next(kinds.Length)];
 
     public Outcome Run(int seed, int index)
     {
         var r = new Random(unchecked(seed * 1_000_003 + index));
         var kind = Kinds[r.Next(Kinds.Length)];
+        _caseWatch.Restart();
+        SetupMilliseconds = 0;
+        _lastThrow = null;
         var dir = Path.Combine(_scratch, "case");
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
@@ -75,8 +104,13 @@ public sealed class Cases
                 "adapter" => AdapterCase(r, dir),
                 "ids" => IdsCase(r, dir),
                 "text" => TextCase(r, dir),
+                "tokens" => TokensCase(r, dir),
+                "resume" => ResumeCase(r, dir),
+                "hiciconfig" => HiciConfigCase(r, dir),
+                "jsonl" => JsonlCase(r, dir),
                 _ => FlagsCase(r, dir),
             };
+            if (verdict == Verdict.Fault && _lastThrow is not null) detail += $" [{_lastThrow}]";
             return new Outcome(index, kind, target, verdict, detail);
         }
         finally
@@ -235,6 +269,178 @@ public sealed class Cases
         return Cli(r, "tokenize", "--tokenizer", _baseModel, "--input-jsonl", r.Next(8) == 0 ? path : jsonl);
     }
 
+    /// <summary>A flat token file (.bin) and its .bin.json metadata, either or both damaged.</summary>
+    (string, Verdict, string) TokensCase(Random r, string dir)
+    {
+        var bin = Path.Combine(dir, "tokens.bin");
+        var meta = r.Next(4) == 0 ? _seeds.TokenMeta("uint32", _seeds.TokenIds.Length) : _seeds.TokenMeta("uint16", _seeds.TokenIds.Length);
+        var data = meta.Contains("uint32") ? _seeds.TokenBytes32 : _seeds.TokenBytes16;
+        switch (r.Next(4))
+        {
+            case 0: data = Mutators.Bytes(r, data); break;                                  // odd lengths, ids past the vocabulary
+            case 1: File.WriteAllBytes(bin + ".json", Mutators.Json(r, Encoding.UTF8.GetBytes(meta))); break;
+            case 2: data = Mutators.Bytes(r, data); File.WriteAllBytes(bin + ".json", Mutators.Json(r, Encoding.UTF8.GetBytes(meta))); break;
+            default: break;                                                                 // no metadata: the dtype follows the vocabulary
+        }
+        File.WriteAllBytes(bin, data);
+        if (!File.Exists(bin + ".json") && r.Next(3) > 0) File.WriteAllText(bin + ".json", meta);
+        if (r.Next(20) == 0) PutInPlace(SpecialPath(r, dir), bin + ".json");               // the metadata is a device, a folder, …
+        var path = MaybeSpecial(r, bin, dir);
+        switch (r.Next(4))
+        {
+            case 0:
+                return Library(() =>
+                {
+                    using var f = Training.TokenFile.Open(path, 256);
+                    for (long at = 0; at < f.Length; at += 4096) _ = f.Read(at, (int)Math.Min(4096, f.Length - at));
+                });
+            case 1: return Library(() => _ = Evaluation.Perplexity.ReadTokens(path, 256));
+            default:
+                return Cli(r, "eval", "ppl", "--model", _baseModel, "--data", path, "--seq-len", (2 + r.Next(64)).ToString(), "--stride", (1 + r.Next(256)).ToString(),
+                    "--max-windows", "2", "--threads", "1", "--out", Path.Combine(dir, "ppl.json"));
+        }
+    }
+
+    /// <summary>A training run's checkpoint folder with one file damaged or missing, resumed (library: its trainer state only).</summary>
+    (string, Verdict, string) ResumeCase(Random r, string dir)
+    {
+        var seedRun = SeedRun();
+        var run = Path.Combine(dir, "run");
+        CopyTree(seedRun, run);
+        var ckpt = Path.Combine(run, "checkpoint-1");
+        var files = Directory.GetFiles(ckpt).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray();
+        string name = r.Next(2) == 0 ? Training.TrainerState.FileName : files[r.Next(files.Length)]!;
+        var file = Path.Combine(ckpt, name);
+        if (r.Next(20) == 0) File.Delete(file);
+        else
+        {
+            var bytes = File.ReadAllBytes(file);
+            File.WriteAllBytes(file, name.EndsWith(".json", StringComparison.Ordinal) ? Mutators.Json(r, bytes)
+                : name.EndsWith(".safetensors", StringComparison.Ordinal) ? Mutators.SafeTensors(r, bytes) : Mutators.Bytes(r, bytes));
+            if (r.Next(20) == 0) PutInPlace(SpecialPath(r, dir), file);
+        }
+        if (r.Next(3) == 0) return Library(() => _ = Training.TrainerState.Load(ckpt));
+        return Cli(r, "train", "--data", TokenData(), "--model", _baseModel, "--output", run, "--resume", ckpt, "--model-max-length", "32",
+            "--max-steps", "2", "--save-steps", "1", "--lora-rank", "2", "--warmup-steps", "0", "--threads", "1");
+    }
+
+    /// <summary>hici_config.json: read by the library, by info and by a HiCI forward.</summary>
+    (string, Verdict, string) HiciConfigCase(Random r, string dir)
+    {
+        var file = Path.Combine(dir, "hici_config.json");
+        _hiciConfigSeed ??= _seeds.HiciConfigJson;
+        File.WriteAllBytes(file, Mutators.Json(r, _hiciConfigSeed));
+        var path = MaybeSpecial(r, file, dir);
+        return r.Next(3) switch
+        {
+            0 => Library(() => _ = HiciConfig.Load(path)),
+            1 => Cli(r, "info", "--model", HiciModel(), "--attention", "hici", "--hici-config", path),
+            _ => Cli(r, "score", "--model", HiciModel(), "--ids", WriteIds(dir), "--attention", "hici", "--hici-config", path, "--threads", "1",
+                "--segment-size", (1 + r.Next(12)).ToString()),
+        };
+    }
+
+    /// <summary>JSONL the evaluations read: LongBench samples and predictions, LongEval cases, partial-result logs, response files.</summary>
+    (string, Verdict, string) JsonlCase(Random r, string dir)
+    {
+        var which = r.Next(7);
+        var (seedLines, name) = which switch
+        {
+            0 => (_seeds.LongBenchSamples, "samples.jsonl"),
+            1 => (_seeds.LongBenchPredictions, "pred.jsonl"),
+            2 or 3 => (_seeds.TopicCases, "1_topics.jsonl"),
+            4 => (_seeds.LineCases, "1_lines.jsonl"),
+            5 => (_seeds.ResumeLogLines, "o.json.partial.jsonl"),
+            _ => (_seeds.TopicResponses, "1_response.txt"),
+        };
+        var cases = Path.Combine(dir, "cases");
+        Directory.CreateDirectory(cases);
+        var file = Path.Combine(cases, name);
+        File.WriteAllBytes(file, MutateLines(r, seedLines));
+        var path = MaybeSpecial(r, file, dir);
+        return which switch
+        {
+            0 => Library(() => _ = Evaluation.LongBench.ReadSamples(path)),
+            1 => Library(() => _ = Evaluation.LongBench.ReadPredictions(path)),
+            2 when r.Next(2) == 0 => Library(() => _ = Evaluation.LongEval.ReadCases(path, "topics")),
+            2 or 3 => Cli(r, "eval", "topics", "--cases", path == file ? cases : path, "--num-topics", "1", "--out", Path.Combine(dir, "out"),
+                "--model", _baseModel, "--threads", "1"),
+            4 => Library(() => _ = Evaluation.LongEval.ReadCases(path, "lines")),
+            5 => Library(() => { _ = new Evaluation.ResumeLog<double>(path, "fuzz"); _ = new Evaluation.ResumeLog<Evaluation.LongEvalAnswer>(path, "fuzz"); }),
+            _ => Library(() => _ = Evaluation.LongEval.ScoreTopicFile(path)),
+        };
+    }
+
+    /// <summary>Damages one to three lines of a JSONL file (structure-aware per line), sometimes the file's bytes as a whole.</summary>
+    static byte[] MutateLines(Random r, string text)
+    {
+        var lines = text.Split('\n').ToList();
+        if (r.Next(6) == 0) return Mutators.Bytes(r, Encoding.UTF8.GetBytes(text));
+        for (int k = 1 + r.Next(3); k > 0; k--)
+        {
+            int i = r.Next(lines.Count);
+            switch (r.Next(5))
+            {
+                case 0: lines.Insert(i, lines[i]); break;                                     // a repeated line
+                case 1: lines.RemoveAt(i); if (lines.Count == 0) lines.Add(""); break;
+                case 2: lines.Insert(i, r.Next(2) == 0 ? "" : Mutators.RandomUnicode(r, 1 + r.Next(50))); break;
+                default: lines[i] = Encoding.UTF8.GetString(Mutators.Json(r, Encoding.UTF8.GetBytes(lines[i]))).Replace("\n", " "); break;
+            }
+        }
+        return Encoding.UTF8.GetBytes(string.Join('\n', lines));
+    }
+
+    string? _seedRun, _tokenData, _hiciModel;
+    byte[]? _hiciConfigSeed;
+
+    /// <summary>The HiCI fixture model (config and weights; its hici_config.json left out: --hici-config is the config).</summary>
+    string HiciModel()
+    {
+        if (_hiciModel is not null) return _hiciModel;
+        var dir = Path.Combine(_scratch, "hici-model");
+        Directory.CreateDirectory(dir);
+        foreach (var f in new[] { "config.json", "model.safetensors" }) File.Copy(Path.Combine(_seeds.HiciModelDir, f), Path.Combine(dir, f), overwrite: true);
+        return _hiciModel = dir;
+    }
+
+    /// <summary>The valid token file training reads (written once per worker).</summary>
+    string TokenData()
+    {
+        if (_tokenData is not null) return _tokenData;
+        var dir = Path.Combine(_scratch, "seed-tokens");
+        Directory.CreateDirectory(dir);
+        var bin = Path.Combine(dir, "tokens.bin");
+        File.WriteAllBytes(bin, _seeds.TokenBytes16);
+        File.WriteAllText(bin + ".json", _seeds.TokenMeta("uint16", _seeds.TokenIds.Length));
+        return _tokenData = bin;
+    }
+
+    /// <summary>A one-step training run with its checkpoint-1 (made once per worker by the command under test, in process).</summary>
+    string SeedRun()
+    {
+        if (_seedRun is not null) return _seedRun;
+        var run = Path.Combine(_scratch, "seed-run");
+        if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        Console.SetOut(TextWriter.Null);
+        Console.SetError(TextWriter.Null);
+        int code;
+        try
+        {
+            code = CliApp.Run(["train", "--data", TokenData(), "--model", _baseModel, "--output", run, "--model-max-length", "32", "--max-steps", "1",
+                "--save-steps", "1", "--lora-rank", "2", "--warmup-steps", "0", "--threads", "1"]);
+        }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+        if (code != 0 || !Directory.Exists(Path.Combine(run, "checkpoint-1"))) throw new InvalidOperationException($"the seed training run failed (exit {code})");
+        return _seedRun = run;
+    }
+
+    static void CopyTree(string from, string to)
+    {
+        CopyDir(from, to);
+        foreach (var d in Directory.GetDirectories(from)) CopyTree(d, Path.Combine(to, Path.GetFileName(d)));
+    }
+
     static readonly string[] HostileValues =
     [
         "", "-1", "0", "1", "2147483647", "2147483648", "-2147483648", "9999999999999", "1e309", "NaN", "abc", "0x10", "  ", "\u0000",
@@ -311,7 +517,14 @@ public sealed class Cases
         return (v, detail);
     }
 
-    static (string, Verdict, string) Library(Action body) { var (v, d) = LibraryRun(body); return ("library", v, d); }
+    (string, Verdict, string) Library(Action body) { TargetStarts(); var (v, d) = LibraryRun(body); return ("library", v, d); }
+
+    readonly Stopwatch _caseWatch = new();
+
+    /// <summary>Time from the case's start to its target's start (writing inputs), for the profile columns.</summary>
+    public double SetupMilliseconds { get; private set; }
+
+    void TargetStarts() => SetupMilliseconds = _caseWatch.Elapsed.TotalMilliseconds;
 
     /// <summary>The last command line run (printed by --replay).</summary>
     public string[] LastArgs { get; private set; } = [];
@@ -319,6 +532,7 @@ public sealed class Cases
     (string, Verdict, string) Cli(Random r, params string[] args)
     {
         LastArgs = args;
+        TargetStarts();
         // exec refuses an argument over 128 KiB (E2BIG): such command lines run in process only.
         if (_hiciDll is not null && r.NextDouble() < _processShare && args.All(a => Encoding.UTF8.GetByteCount(a) < 100_000))
             return CliProcess(args);
@@ -365,14 +579,20 @@ public sealed class Cases
         detail = "";
         var lines = err.TrimEnd('\n', '\r').Split('\n');
         if (code == 0) return Verdict.Success;
-        if (code == 1 && lines.Length == 1 && lines[0].StartsWith("hici: error: ", StringComparison.Ordinal))
+        // The error is the one last line; lines before it may only be the command's own progress notes (training prints
+        // its parameter count and memory estimate before it reads the checkpoint), never a second error or a stack trace.
+        if (code == 1 && lines[^1].StartsWith("hici: error: ", StringComparison.Ordinal) && lines[..^1].All(IsProgressNote))
         {
-            if (lines[0].StartsWith("hici: error: out of memory", StringComparison.Ordinal)) { detail = Short(lines[0]); return Verdict.Memory; }
+            if (lines[^1].StartsWith("hici: error: out of memory", StringComparison.Ordinal)) { detail = Short(lines[^1]); return Verdict.Memory; }
             return Verdict.Clean;
         }
         detail = $"exit {code}: {Short(string.Join(" | ", lines.Take(3)))}{(lines.Length > 3 ? $" (+{lines.Length - 3} lines)" : "")}";
         return Verdict.Fault;
     }
+
+    static bool IsProgressNote(string line) =>
+        !line.StartsWith("hici:", StringComparison.Ordinal) && !line.StartsWith("   at ", StringComparison.Ordinal) && !line.Contains("frame #", StringComparison.Ordinal)
+        && !line.Contains("Exception", StringComparison.Ordinal) && !line.StartsWith("(run with", StringComparison.Ordinal);
 
     static (Verdict, string) CliVerdict(int code, string err) { var v = CliVerdictOnly(code, err, out var d); return (v, d); }
 

@@ -15,6 +15,33 @@ public sealed class Seeds
     public byte[] Ids { get; } = Encoding.UTF8.GetBytes("[1, 17, 200, 33, 4, 5, 99, 250, 0, 12]");
     public byte[] Text { get; } = Encoding.UTF8.GetBytes("The quick brown fox's 123 jumps — über naïve 漢字 🙂\nsecond line\r\n\tend ");
 
+    /// <summary>600 ids under the base model's vocabulary (256), as the flat files training and perplexity read.</summary>
+    public int[] TokenIds { get; } = Enumerable.Range(0, 600).Select(i => (i * 37 + 11) % 256).ToArray();
+    public byte[] TokenBytes16 => TokenIds.SelectMany(i => BitConverter.GetBytes((ushort)i)).ToArray();
+    public byte[] TokenBytes32 => TokenIds.SelectMany(i => BitConverter.GetBytes((uint)i)).ToArray();
+    public string TokenMeta(string dtype, int tokens) =>
+        $"{{\"tokenizer\": \"fuzz\", \"dtype\": \"{dtype}\", \"tokens\": {tokens}, \"documents\": 1, \"vocab_size\": 256}}";
+
+    /// <summary>A HiCI model (vocab 256) whose weights fit the config below: valid configs run a HiCI forward.</summary>
+    public string HiciModelDir => Path.Combine(Root, "tests", "fixtures", "hici", "model-qwen3");
+    /// <summary>That model's HiCI config with every key written out (more keys for the mutators to change).</summary>
+    public byte[] HiciConfigJson => Encoding.UTF8.GetBytes(Hici.Hierarchical.HiciConfig.Load(Path.Combine(HiciModelDir, "hici_config.json")).ToJson());
+
+    public string LongBenchSamples =>
+        """{"input": "Who wrote it?", "context": "The quick brown fox. Written by Ann.", "answers": ["Ann"], "length": 7, "dataset": "qasper", "language": "en", "all_classes": null, "_id": "a1"}""" + "\n" +
+        """{"input": "", "context": "Text to sum up.", "answers": ["sum"], "length": 4, "dataset": "gov_report", "language": "en", "all_classes": ["x", "y"], "_id": "a2"}""" + "\n";
+    public string LongBenchPredictions =>
+        """{"pred": "Ann", "answers": ["Ann"], "all_classes": null, "length": 7}""" + "\n" +
+        """{"pred": "sum", "answers": ["sum", "total"], "all_classes": ["x", "y"], "length": 4}""" + "\n";
+    public string TopicCases =>
+        """{"test_id": 0, "prompt": "USER: I would like to discuss the topic of cats. ASSISTANT: Sure. USER: What was the first topic?", "topics": ["cats"]}""" + "\n";
+    public string LineCases =>
+        """{"random_idx": ["a-b", 0], "expected_number": 42, "num_lines": 1, "token_size": 20, "correct_line": "line a-b: REGISTER_CONTENT is <42>\\n", "prompt": "line a-b: REGISTER_CONTENT is <42>\\nWhat is the REGISTER_CONTENT in line a-b?"}""" + "\n";
+    public string ResumeLogLines =>
+        """{"run":"fuzz"}""" + "\n" + """{"key":"0","value":1.25}""" + "\n" +
+        """{"key":"topics/1/0","value":{"Index":0,"Label":"cats","Output":"cats","PromptTokens":12,"Correct":true,"Line":"Label: cats, Predict: cats"}}""" + "\n";
+    public string TopicResponses => "Label: cats, Predict: ['cats'], prompt length: 12\nLabel: dogs, Predict: ['birds'], prompt length: 9\n";
+
     /// <summary>Patterns that backtrack catastrophically or cost time per match that grows with the text.</summary>
     public static readonly string[] HostilePatterns =
     [

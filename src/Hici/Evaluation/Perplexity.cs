@@ -98,27 +98,12 @@ public static class Perplexity
     public static int[] ReadTokens(string path, long vocab)
     {
         if (!File.Exists(path)) throw new HiciException($"{path}: no such token file");
-        string dtype = vocab <= 65536 ? "uint16" : "uint32";
-        var meta = path + ".json";
-        if (File.Exists(meta))
-        {
-            if (new FileInfo(meta).Length > 1 << 20) throw new HiciException($"{meta}: larger than 1 MiB; not token-file metadata");
-            try
-            {
-                using var doc = JsonDocument.Parse(File.ReadAllBytes(meta));
-                dtype = doc.RootElement.GetProperty("dtype").GetString() ?? "";
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                throw new HiciException($"{meta}: not token-file metadata with a \"dtype\" ({e.Message})");
-            }
-            if (dtype is not ("uint16" or "uint32")) throw new HiciException($"{meta}: dtype '{dtype}' (expected uint16 or uint32)");
-        }
-        long bytes = new FileInfo(path).Length;
+        string dtype = Training.TokenFileInfo.Load(path)?.DType ?? (vocab <= 65536 ? "uint16" : "uint32");
+        // One array holds the file: at most Array.MaxLength bytes (regular file and limit checked by the shared reader).
+        var raw = InputFiles.ReadBytes(path, Array.MaxLength);
+        long bytes = raw.Length;
         int width = dtype == "uint16" ? 2 : 4;
         if (bytes % width != 0) throw new HiciException($"{path}: {bytes} bytes is not a whole number of {dtype} tokens (truncated?)");
-        if (bytes / width > int.MaxValue) throw new HiciException($"{path}: more than {int.MaxValue} tokens; split it");
-        var raw = File.ReadAllBytes(path);
         var ids = new int[bytes / width];
         for (int i = 0; i < ids.Length; i++)
         {
@@ -148,12 +133,15 @@ public static class Perplexity
 
     public static void Write(string path, PerplexityResult r) => AtomicFile.Write(path, s => s.Write(Encoding.UTF8.GetBytes(ToJson(r))));
 
+    /// <summary>A result lists one NLL per window: 64 MiB is millions of windows.</summary>
+    public const long ResultMaxBytes = 64L << 20;
+
     public static PerplexityResult Read(string path)
     {
         if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
+        using var doc = JsonFiles.Read(path, ResultMaxBytes);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
             var e = doc.RootElement;
             (int, int)? shard = null;
             if (e.GetProperty("shard").GetString() is { } s)

@@ -34,19 +34,18 @@ public sealed class ResumeLog<T> where T : notnull
         _path = path;
         _run = run;
         if (!File.Exists(path)) return;
-        int lineNo = 0;
-        foreach (var line in File.ReadLines(path))
+        bool first = true;
+        foreach (var (lineNo, line) in Hici.IO.InputFiles.ReadLines(path, JsonLines.MaxLineBytes))
         {
-            lineNo++;
-            if (line.Length == 0) continue;
+            using var doc = Hici.IO.JsonFiles.ParseLine(path, lineNo, line);
             try
             {
-                using var doc = JsonDocument.Parse(line);
-                if (lineNo == 1)
+                if (first)
                 {
                     string? other = doc.RootElement.GetProperty("run").GetString();
                     if (other != run)
                         throw new HiciException($"{path}: partial results of another run ({other}); delete the file or use the same settings (this run: {run})");
+                    first = false;
                     continue;
                 }
                 string key = doc.RootElement.GetProperty("key").GetString() ?? throw new JsonException("null key");

@@ -179,10 +179,8 @@ public sealed record HiciConfig
 
     public static HiciConfig FromJson(string json, string origin = HiciConfig.FileName)
     {
-        // Checked by the shared reader first: its errors are one line with line and column, lone surrogates included.
-        using (Hici.IO.JsonFiles.Parse(origin, System.Text.Encoding.UTF8.GetBytes(json))) { }
-        JsonNode? root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions
-        { MaxDepth = 64, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        // The shared reader: its errors are one line with line and column, lone surrogates included.
+        JsonNode? root = Hici.IO.JsonFiles.ParseNode(origin, System.Text.Encoding.UTF8.GetBytes(json));
         if (root is not JsonObject o) throw new HiciException($"{origin}: expected a JSON object");
         foreach (var kv in o)
             if (!KnownKeys.Contains(kv.Key))

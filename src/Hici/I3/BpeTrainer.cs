@@ -34,19 +34,20 @@ public sealed class BpeTrainer
         }
     }
 
+    /// <summary>A line longer than this is not text to count words in.</summary>
+    public const long MaxLineBytes = 256L << 20;
+
     /// <summary>Streams a UTF-8 text file line by line (lines keep their newline). <paramref name="progress"/> gets bytes read.</summary>
     public void AddFile(string path, Func<string, string>? transformLine = null, Action<long>? progress = null)
     {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        using var reader = new StreamReader(fs, new UTF8Encoding(false, false));
-        string? line;
-        long lastReport = 0;
-        while ((line = reader.ReadLine()) is not null)
+        long read = 0, lastReport = 0;
+        foreach (var (_, line) in InputFiles.ReadLines(path, MaxLineBytes, keepBlank: true))
         {
             Add((transformLine?.Invoke(line) ?? line) + "\n");
-            if (progress is not null && fs.Position - lastReport > 1 << 20) { lastReport = fs.Position; progress(fs.Position); }
+            read += Encoding.UTF8.GetByteCount(line) + 1;
+            if (progress is not null && read - lastReport > 1 << 20) { lastReport = read; progress(read); }
         }
-        progress?.Invoke(fs.Length);
+        progress?.Invoke(read);
     }
 
     public sealed record Result(IReadOnlyList<string> Tokens, IReadOnlyList<(string Left, string Right)> Merges)

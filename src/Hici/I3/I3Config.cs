@@ -132,9 +132,8 @@ public sealed record I3Config
     public static I3Config FromJson(string json, string origin)
     {
         JsonObject obj;
-        try { obj = JsonNode.Parse(json)?.AsObject() ?? throw new HiciException($"{origin}: not a JSON object"); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException) { throw new HiciException($"{origin}: not a valid JSON object ({e.Message})"); }
-        string? type = obj["model_type"]?.GetValue<string>();
+        obj = JsonFiles.ParseNode(origin, System.Text.Encoding.UTF8.GetBytes(json)) as JsonObject ?? throw new HiciException($"{origin}: not a JSON object");
+        string? type = obj["model_type"] is JsonValue mt && mt.TryGetValue<string>(out var t) ? t : null;
         if (type != ModelType) throw new HiciException($"{origin}: model_type '{type}' is not '{ModelType}'");
         obj.Remove("model_type"); obj.Remove("num_heads_effective"); obj.Remove("compressor_heads_effective");
         I3Config cfg;
@@ -153,7 +152,7 @@ public sealed record I3Config
     {
         var path = Path.Combine(dir, "config.json");
         if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
-        return FromJson(System.Text.Encoding.UTF8.GetString(JsonFiles.ReadLimited(path, MaxConfigBytes)), path);
+        return FromJson(InputFiles.ReadText(path, MaxConfigBytes), path);
     }
 
     public void Save(string dir) =>

@@ -18,7 +18,8 @@ public static partial class I3Corpus
 {
     public const long MaxDocumentBytes = 256L << 20;
 
-    [GeneratedRegex(@"^c[a-r]\d\d$")] private static partial Regex BrownFileName();
+    /// <summary>A Brown corpus file name (ca01 … cr09); the demo lists the corpus with it too.</summary>
+    [GeneratedRegex(@"^c[a-r]\d\d$")] public static partial Regex BrownFileName();
     [GeneratedRegex(@" ([,.;:!?)]|'s|n't|'')")] private static partial Regex SpaceBefore();
     [GeneratedRegex(@"(``|\() ")] private static partial Regex SpaceAfter();
 
@@ -48,14 +49,13 @@ public static partial class I3Corpus
 
     public static string ReadDocument(string path, CorpusFormat format)
     {
-        var info = new FileInfo(path);
-        if (info.Length > MaxDocumentBytes) throw new HiciException($"{path}: {info.Length} bytes, over the {MaxDocumentBytes}-byte limit for one document");
-        var text = File.ReadAllText(path, new UTF8Encoding(false, false));
+        var text = InputFiles.ReadText(path, MaxDocumentBytes);
         return format == CorpusFormat.Brown ? Detag(text) : text;
     }
 
     /// <summary>Brown "word/tag" text → plain English: tags dropped, `` and '' made straight quotes, no space before punctuation; paragraphs kept.</summary>
-    public static string Detag(string tagged)
+    /// <param name="paragraphSeparator">between paragraphs: "\n" for i3's documents, "\n\n" for the demo's text files</param>
+    public static string Detag(string tagged, string paragraphSeparator = "\n")
     {
         var sb = new StringBuilder(tagged.Length);
         foreach (var para in tagged.Split("\n\n", StringSplitOptions.RemoveEmptyEntries))
@@ -65,7 +65,7 @@ public static partial class I3Corpus
             var line = string.Join(' ', words);
             if (line.Length == 0) continue;
             line = SpaceAfter().Replace(SpaceBefore().Replace(line, "$1"), "$1").Replace("``", "\"").Replace("''", "\"");
-            if (sb.Length > 0) sb.Append('\n');
+            if (sb.Length > 0) sb.Append(paragraphSeparator);
             sb.Append(line);
         }
         return sb.ToString();

@@ -141,6 +141,8 @@ public sealed class I3Trainer : IDisposable
     public const string OptimizerFile = "optimizer.bin";
     public const string StateTensorsFile = "trainer_state.safetensors";
     public const string StateJsonFile = "trainer_state.json";
+    /// <summary>Step, RNG, one cursor per lane: a few KB; 16 MiB is not ours.</summary>
+    public const long StateJsonMaxBytes = 16L << 20;
 
     /// <summary>
     /// Writes a complete resumable checkpoint into <paramref name="dir"/>: it is first written to a temp folder beside it and
@@ -192,11 +194,9 @@ public sealed class I3Trainer : IDisposable
     {
         var jsonPath = Path.Combine(dir, StateJsonFile);
         if (!File.Exists(jsonPath)) throw new HiciException($"{jsonPath}: no such file (not a checkpoint folder)");
-        JsonNode root;
-        try { root = JsonNode.Parse(File.ReadAllText(jsonPath)) ?? throw new HiciException($"{jsonPath}: empty"); }
-        catch (JsonException e) { throw new HiciException($"{jsonPath}: not valid JSON ({e.Message})"); }
+        JsonNode root = JsonFiles.ReadObject(jsonPath, StateJsonMaxBytes);
         using (var w = SafeTensorsWeightSource.Open(Path.Combine(dir, I3Model.WeightsFile))) _model.LoadWeights(w);
-        _opt.load_state_dict(Path.Combine(dir, OptimizerFile));
+        Training.TrainingCheckpoint.LoadOptimizerState(_opt, Path.Combine(dir, OptimizerFile));
         try
         {
             Step = root["step"]!.GetValue<long>();

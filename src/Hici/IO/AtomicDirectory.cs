@@ -13,7 +13,7 @@ public static class AtomicDirectory
     public static string Write(string dir, Action<string> fill, bool replace = false)
     {
         var full = Path.GetFullPath(dir);
-        var tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid().ToString("N")[..8]}");
+        var tmp = AtomicFile.NewTemp(full);   // hidden, named with our PID: the next write removes it if this process is killed
         Directory.CreateDirectory(tmp);
         try
         {

@@ -126,6 +126,17 @@ public static partial class AtomicFile
         public override void SetLength(long value) => inner.SetLength(value);
     }
 
+    /// <summary>
+    /// A temp name for a writer that streams into its own file (a token file grows for hours) and renames it to
+    /// <paramref name="path"/> when done; stale temps of earlier killed runs are removed first.
+    /// </summary>
+    public static string NewTemp(string path)
+    {
+        var full = Full(path);
+        RemoveStaleTemps(full);
+        return TempName(full);
+    }
+
     /// <summary>Whether <paramref name="path"/> is one of our temp entries (for tests and tools).</summary>
     public static bool IsTempName(string path) => TempPattern().IsMatch(Path.GetFileName(path));
 

@@ -58,6 +58,16 @@ public static class InputFiles
         { throw new HiciException($"{path}: cannot read ({e.Message})", e); }
     }
 
+    /// <summary>Tokenizer and config files copied beside an output: the largest of them (tokenizer.json) is at most this.</summary>
+    public const long MaxCopiedInputBytes = 512L << 20;
+
+    /// <summary>Copies an input file (a regular file, at most <paramref name="maxBytes"/>) to <paramref name="to"/>, atomically.</summary>
+    public static void Copy(string from, string to, long maxBytes = MaxCopiedInputBytes)
+    {
+        var bytes = ReadBytes(from, maxBytes);
+        AtomicFile.Write(to, s => s.Write(bytes));
+    }
+
     /// <summary>The file as text: strict UTF-8 (the first bad byte is named), a leading BOM dropped.</summary>
     public static string ReadText(string path, long maxBytes) => DecodeUtf8(ReadBytes(path, maxBytes), path);
 
@@ -81,7 +91,8 @@ public static class InputFiles
     /// The non-blank lines of a UTF-8 file, each at most <paramref name="maxLineBytes"/>, streamed (the file can be
     /// larger than memory). Line numbers are 1-based.
     /// </summary>
-    public static IEnumerable<(int LineNo, string Text)> ReadLines(string path, long maxLineBytes)
+    /// <param name="keepBlank">also yield blank lines (a format whose line count matters); a final newline still ends the file, as File.ReadLines has it</param>
+    public static IEnumerable<(int LineNo, string Text)> ReadLines(string path, long maxLineBytes, bool keepBlank = false)
     {
         CheckRegularFile(path);
         FileStream fs;
@@ -104,7 +115,7 @@ public static class InputFiles
                 {
                     if (buf[i] != (byte)'\n') continue;
                     line.Write(buf, start, i - start);
-                    if (LineText(path, lineNo, line, maxLineBytes) is { } t) yield return (lineNo, t);
+                    if (LineText(path, lineNo, line, maxLineBytes, keepBlank) is { } t) yield return (lineNo, t);
                     line.SetLength(0);
                     lineNo++;
                     start = i + 1;
@@ -113,11 +124,11 @@ public static class InputFiles
                 if (line.Length > maxLineBytes)
                     throw new HiciException($"{path}:{lineNo}: line is longer than {maxLineBytes} bytes");
             }
-            if (LineText(path, lineNo, line, maxLineBytes) is { } last) yield return (lineNo, last);
+            if (line.Length > 0 && LineText(path, lineNo, line, maxLineBytes, keepBlank) is { } last) yield return (lineNo, last);
         }
     }
 
-    private static string? LineText(string path, int lineNo, MemoryStream line, long maxLineBytes)
+    private static string? LineText(string path, int lineNo, MemoryStream line, long maxLineBytes, bool keepBlank)
     {
         if (line.Length > maxLineBytes) throw new HiciException($"{path}:{lineNo}: line is longer than {maxLineBytes} bytes");
         var bytes = line.GetBuffer().AsSpan(0, (int)line.Length);
@@ -126,7 +137,7 @@ public static class InputFiles
         string text;
         try { text = Strict.GetString(bytes); }
         catch (DecoderFallbackException) { throw new HiciException($"{path}:{lineNo}: not valid UTF-8 (byte {FirstInvalidUtf8(bytes) + 1} of the line)"); }
-        return string.IsNullOrWhiteSpace(text) ? null : text;
+        return !keepBlank && string.IsNullOrWhiteSpace(text) ? null : text;
     }
 
     /// <summary>1-based line and column (in characters) of a byte offset; for error messages.</summary>

@@ -1,4 +1,6 @@
+using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Hici.IO;
 
@@ -16,13 +18,17 @@ public static class JsonFiles
     public static JsonDocument Parse(string origin, byte[] bytes, int maxDepth = 64, bool strict = false) => Parse(origin, bytes.AsMemory(), maxDepth, strict);
 
     /// <param name="strict">plain JSON only (no comments, trailing commas or BOM), as a format like safetensors requires</param>
-    public static JsonDocument Parse(string origin, ReadOnlyMemory<byte> bytes, int maxDepth = 64, bool strict = false)
+    /// <param name="uniqueKeys">a key twice in one object is an error (a <see cref="JsonObject"/> cannot hold it: it throws on first use)</param>
+    public static JsonDocument Parse(string origin, ReadOnlyMemory<byte> bytes, int maxDepth = 64, bool strict = false, bool uniqueKeys = false)
     {
         InputFiles.CheckUtf8(bytes.Span, origin);
         // Editors on Windows add a BOM; the JSON reader does not skip it on byte input.
         if (!strict && bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
         var options = new JsonDocumentOptions
-        { MaxDepth = maxDepth, CommentHandling = strict ? JsonCommentHandling.Disallow : JsonCommentHandling.Skip, AllowTrailingCommas = !strict };
+        {
+            MaxDepth = maxDepth, CommentHandling = strict ? JsonCommentHandling.Disallow : JsonCommentHandling.Skip, AllowTrailingCommas = !strict,
+            AllowDuplicateProperties = !uniqueKeys,
+        };
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes, options); }
         catch (JsonException e)
@@ -33,6 +39,27 @@ public static class JsonFiles
         catch { doc.Dispose(); throw; }
         return doc;
     }
+
+    /// <summary>The file as a mutable tree, read and checked as <see cref="Read"/> does (the tree is parsed from checked bytes).</summary>
+    public static JsonNode? ReadNode(string path, long maxBytes, int maxDepth = 64) => ParseNode(path, ReadLimited(path, maxBytes), maxDepth);
+
+    /// <summary>The file's top-level object; anything else is an error naming the file.</summary>
+    public static JsonObject ReadObject(string path, long maxBytes, int maxDepth = 64) =>
+        ReadNode(path, maxBytes, maxDepth) as JsonObject ?? throw new HiciException($"{path}: expected a JSON object");
+
+    public static JsonNode? ParseNode(string origin, ReadOnlyMemory<byte> bytes, int maxDepth = 64)
+    {
+        using (Parse(origin, bytes, maxDepth, uniqueKeys: true)) { }   // the one-line errors (syntax, UTF-8, lone surrogates, a key twice) come from here
+        if (bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
+        return JsonNode.Parse(bytes.Span, documentOptions: new JsonDocumentOptions
+        { MaxDepth = maxDepth, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+    }
+
+    /// <summary>One line of a JSONL file (from <see cref="InputFiles.ReadLines"/>); errors name the file and line.</summary>
+    public static JsonDocument ParseLine(string path, int lineNo, string line) => Parse($"{path}:{lineNo}", Encoding.UTF8.GetBytes(line));
+
+    /// <summary>One line of a JSONL file as a mutable tree.</summary>
+    public static JsonNode? ParseLineNode(string path, int lineNo, string line) => ParseNode($"{path}:{lineNo}", Encoding.UTF8.GetBytes(line));
 
     /// <summary>
     /// A "\udc80" escape parses, but .NET refuses to turn it into a string later (an InvalidOperationException deep in
@@ -54,6 +81,9 @@ public static class JsonFiles
             }
         }
     }
+
+    /// <summary>Where and why, for a streamed parse whose bytes are gone: "line L, byte B: reason" (one short line).</summary>
+    public static string Describe(JsonException e) => $"line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}: {Reason(e.Message)}";
 
     /// <summary>The parser's reason without its position suffix or quoted input, at most one short line.</summary>
     static string Reason(string message)

@@ -132,7 +132,7 @@ public static class LoraMerge
     }
 
     /// <summary>Copies an input file under the tokenizer.json size limit; a device or FIFO named like one is refused.</summary>
-    private static void CopyInput(string from, string to) => File.WriteAllBytes(to, InputFiles.ReadBytes(from, 512L << 20));
+    private static void CopyInput(string from, string to) => InputFiles.Copy(from, to);
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
 

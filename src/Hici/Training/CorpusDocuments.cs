@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Hici.IO;
 
 namespace Hici.Training;
 
@@ -49,32 +50,28 @@ public static class CorpusDocuments
         switch (format)
         {
             case CorpusFormat.Text:
-                yield return (File.ReadAllText(file, Encoding.UTF8), new FileInfo(file).Length);
+            {
+                var text = InputFiles.ReadText(file, Text.TokenInput.MaxTextBytes);
+                yield return (text, new FileInfo(file).Length);
                 break;
+            }
             case CorpusFormat.Jsonl:
             {
-                using var fs = File.OpenRead(file);
-                using var r = new StreamReader(fs, Encoding.UTF8);
-                long lineNo = 0;
-                while (r.ReadLine() is { } line)
+                long done = 0;   // bytes of the lines read so far (blank lines aside): for progress only
+                foreach (var (lineNo, line) in InputFiles.ReadLines(file, MaxLineBytes))
                 {
-                    lineNo++;
-                    if (line.Length == 0) continue;
-                    if (line.Length > MaxLineBytes) throw new HiciException($"{file}:{lineNo}: line longer than {MaxLineBytes} characters");
                     string? text;
-                    try
-                    {
-                        using var d = JsonDocument.Parse(line);
+                    using (var d = JsonFiles.ParseLine(file, lineNo, line))
                         text = d.RootElement.ValueKind == JsonValueKind.Object && d.RootElement.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-                    }
-                    catch (JsonException e) { throw new HiciException($"{file}:{lineNo}: not valid JSON ({e.Message})"); }
                     if (text is null) throw new HiciException($"{file}:{lineNo}: no string field \"text\"");
-                    yield return (text, fs.Position);
+                    done += Encoding.UTF8.GetByteCount(line) + 1;
+                    yield return (text, done);
                 }
                 break;
             }
             case CorpusFormat.Alpaca:
             {
+                InputFiles.CheckRegularFile(file);
                 using var fs = File.OpenRead(file);
                 int i = 0;
                 foreach (var ex in AlpacaExamples.Stream(fs, file))
@@ -102,14 +99,14 @@ public static class AlpacaExamples
     {
         IEnumerable<JsonElement> items;
         try { items = JsonSerializer.DeserializeAsyncEnumerable<JsonElement>(s).ToBlockingEnumerable(); }
-        catch (JsonException ex) { throw new HiciException($"{origin}: not a JSON array ({ex.Message})"); }
+        catch (JsonException ex) { throw new HiciException($"{origin}: not a JSON array ({JsonFiles.Describe(ex)})"); }
         int i = 0;
         using var e = items.GetEnumerator();
         while (true)
         {
             JsonElement el;
             try { if (!e.MoveNext()) break; el = e.Current; }
-            catch (JsonException ex) { throw new HiciException($"{origin}: not valid JSON after record {i} ({ex.Message})"); }
+            catch (JsonException ex) { throw new HiciException($"{origin}: not valid JSON after record {i} ({JsonFiles.Describe(ex)})"); }
             i++;
             if (el.ValueKind != JsonValueKind.Object) throw new HiciException($"{origin}: record {i} is not an object");
             string? Field(string n) => el.TryGetProperty(n, out var v) ? (v.ValueKind == JsonValueKind.String ? v.GetString() : throw new HiciException($"{origin}: record {i}: \"{n}\" is not a string")) : null;

@@ -1,3 +1,4 @@
+using Hici.IO;
 using Hici.Text;
 
 namespace Hici.Training;
@@ -17,6 +18,7 @@ public static class DataPreparer
     public static TokenFileInfo Prepare(IReadOnlyList<string> files, CorpusFormat format, HfTokenizer tok, string tokenizerName, string output,
         PrepareOptions opt, Action<long, long>? progress = null)
     {
+        foreach (var f in files) InputFiles.CheckRegularFile(f);   // before sizes are summed: a device has none, a FIFO never ends
         long totalBytes = files.Sum(f => new FileInfo(f).Length);
         string dtype = TokenFileInfo.DTypeFor(tok.VocabSize);
         using var w = new TokenFileWriter(output, dtype);
@@ -66,10 +68,12 @@ public static class DataPreparer
             }
             Flush();
         }
-        w.Commit();
         var info = new TokenFileInfo(tokenizerName, dtype, w.Tokens, docs, opt.ReferenceChunkLength,
             opt.ReferenceChunkLength is null ? null : opt.PadId, tok.VocabSize);
+        // The metadata first, the token file last: the .bin's rename is the commit. Killed in between, there is no new
+        // .bin (a bare one would be read with guessed settings), or an old one whose token count the new metadata refutes.
         info.Save(output);
+        w.Commit();
         return info;
     }
 

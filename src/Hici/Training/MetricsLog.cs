@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hici.IO;
 
 namespace Hici.Training;
 
@@ -12,6 +13,8 @@ namespace Hici.Training;
 public sealed class MetricsLog : IDisposable
 {
     public const string FileName = "metrics.jsonl";
+    /// <summary>Our lines are ~200 bytes; a longer one is not ours.</summary>
+    public const long MaxLineBytes = 1L << 20;
     private readonly StreamWriter _w;
     private readonly TorchSharp.Modules.SummaryWriter? _tb;
 
@@ -23,7 +26,7 @@ public sealed class MetricsLog : IDisposable
         Path = System.IO.Path.Combine(outputDir, FileName);
         var keep = new List<string>();
         if (resumedAtStep > 0 && File.Exists(Path))
-            foreach (var line in File.ReadLines(Path))
+            foreach (var (_, line) in InputFiles.ReadLines(Path, MaxLineBytes))
                 if (StepOf(line) is { } s && s <= resumedAtStep) keep.Add(line);
         if (resumedAtStep > 0) File.WriteAllLines(Path, keep);
         else File.WriteAllText(Path, "");
@@ -54,14 +57,14 @@ public sealed class MetricsLog : IDisposable
     {
         var r = new List<(long, double)>();
         if (!File.Exists(path)) return r;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (_, line) in InputFiles.ReadLines(path, MaxLineBytes))
         {
             try
             {
-                if (JsonNode.Parse(line) is JsonObject o && o["step"] is { } s && o["loss"] is JsonValue l && l.TryGetValue<double>(out var lv))
-                    r.Add((s.GetValue<long>(), lv));
+                if (JsonNode.Parse(line) is JsonObject o && o["step"] is JsonValue s && s.TryGetValue<long>(out var sv) && o["loss"] is JsonValue l && l.TryGetValue<double>(out var lv))
+                    r.Add((sv, lv));
             }
-            catch (JsonException) { }
+            catch (Exception e) when (e is JsonException or InvalidOperationException) { }   // a damaged line is left out of the plot
         }
         return r;
     }

@@ -12,10 +12,10 @@ public static class ModelInit
 
     public static (ModelConfig Config, long Parameters) Write(string configFile, string outDir, long seed, string? tokenizerDir = null)
     {
-        var bytes = File.ReadAllBytes(configFile);
+        var bytes = InputFiles.ReadBytes(configFile, HfConfigReader.MaxBytes);
         var cfg = HfConfigReader.Parse(bytes, configFile);
         double std = 0.02;
-        if (JsonNode.Parse(bytes) is JsonObject o && o["initializer_range"] is JsonValue v && v.TryGetValue<double>(out var r))
+        if (JsonFiles.ParseNode(configFile, bytes) is JsonObject o && o["initializer_range"] is JsonValue v && v.TryGetValue<double>(out var r))
         {
             if (!(r > 0) || !double.IsFinite(r)) throw new HiciException($"{configFile}: initializer_range must be positive (got {r})");
             std = r;
@@ -31,10 +31,10 @@ public static class ModelInit
                 var tensors = w.Keys.OrderBy(k => k, StringComparer.Ordinal).Select(k => { var t = w.Load(k, ScalarType.Float32, CPU); n += t.numel(); return (k, t); }).ToList();
                 SafeTensorsWriter.Save(Path.Combine(tmp, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
             }
-            File.Copy(configFile, Path.Combine(tmp, "config.json"));
+            File.WriteAllBytes(Path.Combine(tmp, "config.json"), bytes);   // the bytes checked above, not the file again
             if (tokenizerDir is not null)
                 foreach (var f in TokenizerFiles.Select(f => Path.Combine(tokenizerDir, f)).Where(File.Exists))
-                    File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
+                    InputFiles.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
         });
         return (cfg, n);
     }

@@ -57,7 +57,7 @@ public static class SftData
 
     public static (List<SftExample> Examples, int Skipped) Load(string path, SftFormat format, HfTokenizer tok, int maxLength, Action<int>? progress = null)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such file");
+        Hici.IO.InputFiles.CheckRegularFile(path);
         using var fs = File.OpenRead(path);
         var list = new List<SftExample>();
         int skipped = 0;

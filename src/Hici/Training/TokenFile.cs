@@ -13,6 +13,7 @@ namespace Hici.Training;
 public sealed record TokenFileInfo(string Tokenizer, string DType, long Tokens, long Documents, int? ChunkLength = null, int? PadId = null, int? VocabSize = null)
 {
     public const string Suffix = ".json";
+    public const long MaxBytes = 1L << 20;
     public int BytesPerToken => DType == "uint16" ? 2 : 4;
 
     /// <summary>uint16 when every id fits (vocabulary ≤ 65,536), else uint32 — the rule a bare .bin is read by too.</summary>
@@ -35,16 +36,21 @@ public sealed record TokenFileInfo(string Tokenizer, string DType, long Tokens, 
     {
         var path = binPath + Suffix;
         if (!File.Exists(path)) return null;
-        if (new FileInfo(path).Length > 1 << 20) throw new HiciException($"{path}: larger than 1 MiB; not token-file metadata");
-        JsonNode? n;
-        try { n = JsonNode.Parse(File.ReadAllBytes(path)); }
-        catch (JsonException e) { throw new HiciException($"{path}: not valid JSON ({e.Message})"); }
-        if (n is not JsonObject o) throw new HiciException($"{path}: expected a JSON object");
-        string dtype = o["dtype"]?.GetValue<string>() ?? throw new HiciException($"{path}: no \"dtype\"");
-        if (dtype is not ("uint16" or "uint32")) throw new HiciException($"{path}: dtype '{dtype}' (expected uint16 or uint32)");
-        return new TokenFileInfo(o["tokenizer"]?.GetValue<string>() ?? "", dtype,
-            o["tokens"]?.GetValue<long>() ?? -1, o["documents"]?.GetValue<long>() ?? -1,
-            o["chunk_length"]?.GetValue<int>(), o["pad_id"]?.GetValue<int>(), o["vocab_size"]?.GetValue<int>());
+        var o = JsonFiles.ReadObject(path, MaxBytes);
+        try
+        {
+            string dtype = o["dtype"]?.GetValue<string>() ?? throw new HiciException($"{path}: no \"dtype\"");
+            if (dtype is not ("uint16" or "uint32")) throw new HiciException($"{path}: dtype '{dtype}' (expected uint16 or uint32)");
+            var info = new TokenFileInfo(o["tokenizer"]?.GetValue<string>() ?? "", dtype,
+                o["tokens"]?.GetValue<long>() ?? -1, o["documents"]?.GetValue<long>() ?? -1,
+                o["chunk_length"]?.GetValue<int>(), o["pad_id"]?.GetValue<int>(), o["vocab_size"]?.GetValue<int>());
+            if (info.ChunkLength is <= 0) throw new HiciException($"{path}: chunk_length {info.ChunkLength} must be positive");
+            return info;
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {   // a field of the wrong type or range ("tokens": "x", "pad_id": 1e99)
+            throw new HiciException($"{path}: not token-file metadata ({e.Message})");
+        }
     }
 }
 
@@ -64,7 +70,7 @@ public sealed class TokenFileWriter : IDisposable
     public TokenFileWriter(string path, string dtype)
     {
         _path = Path.GetFullPath(path);
-        _tmp = $"{_path}.tmp-{Guid.NewGuid().ToString("N")[..8]}";
+        _tmp = AtomicFile.NewTemp(_path);   // hidden, and removed by the next run if this one is killed
         _u16 = dtype == "uint16";
         _limit = _u16 ? 65536 : int.MaxValue;
         _fs = new FileStream(_tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
@@ -119,7 +125,7 @@ public sealed class TokenFile : IDisposable
     /// <param name="vocabSize">the model's vocabulary: decides the dtype of a bare .bin and bounds every id</param>
     public static TokenFile Open(string path, int vocabSize)
     {
-        if (!File.Exists(path)) throw new HiciException($"{path}: no such token file");
+        InputFiles.CheckRegularFile(path);   // a FIFO or device would be mapped as an empty or endless file
         var info = TokenFileInfo.Load(path) ?? new TokenFileInfo("", TokenFileInfo.DTypeFor(vocabSize), -1, -1);
         long bytes = new FileInfo(path).Length;
         if (bytes % info.BytesPerToken != 0) throw new HiciException($"{path}: {bytes} bytes is not a whole number of {info.DType} tokens (truncated?)");

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hici.IO;
 
 namespace Hici.Training;
 
@@ -47,14 +48,16 @@ public sealed record TrainerState
         return st;
     }
 
+    /// <summary>The log history grows a line per logged step: 64 MiB is hundreds of thousands of steps.</summary>
+    public const long MaxBytes = 64L << 20;
+
     public static TrainerState Load(string dir)
     {
         var path = Path.Combine(dir, FileName);
         if (!File.Exists(path)) throw new HiciException($"{dir}: no {FileName} (not a checkpoint of ours)");
-        if (new FileInfo(path).Length > 64 << 20) throw new HiciException($"{path}: larger than 64 MiB");
+        var o = JsonFiles.ReadObject(path, MaxBytes);
         try
         {
-            var o = JsonNode.Parse(File.ReadAllBytes(path)) as JsonObject ?? throw new HiciException($"{path}: expected a JSON object");
             T Req<T>(JsonNode? n, string what) => n is null ? throw new HiciException($"{path}: no \"{what}\"") : n.GetValue<T>();
             var d = o["data"] as JsonObject ?? throw new HiciException($"{path}: no \"data\"");
             var hist = (o["log_history"] as JsonArray ?? new JsonArray()).OfType<JsonObject>()
@@ -71,8 +74,8 @@ public sealed record TrainerState
                 LogHistory = hist,
             };
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
-        {
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {   // a field of the wrong type or out of range
             throw new HiciException($"{path}: not a valid trainer state ({e.Message})");
         }
     }

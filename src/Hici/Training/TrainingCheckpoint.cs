@@ -64,9 +64,26 @@ public static class TrainingCheckpoint
         {
             var optPath = Path.Combine(dir, OptimizerName);
             if (!File.Exists(optPath)) throw new HiciException($"{dir}: no {OptimizerName}");
-            opt.load_state_dict(optPath);
+            LoadOptimizerState(opt, optPath);
         }
         return state;
+    }
+
+    /// <summary>
+    /// TorchSharp's optimizer-state reader loads into the optimizer's existing tensors (shapes and types are checked
+    /// against them, so a damaged file cannot make it allocate), but reports a damaged or foreign file with whatever
+    /// exception its reader hits: those become one line naming the file.
+    /// </summary>
+    public static void LoadOptimizerState(OptimizerHelper opt, string path)
+    {
+        InputFiles.CheckRegularFile(path);
+        try { opt.load_state_dict(path); }
+        catch (Exception e) when (e is ArgumentException or EndOfStreamException or IOException or InvalidDataException or OverflowException
+                                      or FormatException or InvalidCastException or IndexOutOfRangeException or NotImplementedException
+                                      or System.Runtime.InteropServices.ExternalException)
+        {
+            throw new HiciException($"{path}: not the optimizer state of this run ({e.Message.Split('\n')[0].Trim()})", e);
+        }
     }
 
     /// <summary>The trained weights only (SFT's --init-from): adapter A/B and trainable tensors.</summary>

@@ -135,4 +135,13 @@ public class BpeTrainerTests
     public void BrownDetagging() =>
         Assert.Equal("The jury said \"no evidence\" that, in Atlanta's primary.",
             I3Corpus.Detag("\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' that/cs ,/, in/in Atlanta's/np$ primary/nn ./.\n"));
+
+    /// <summary>One de-tagger for i3 (paragraphs on lines) and the demo (paragraphs apart by a blank line); expected texts by hand.</summary>
+    [Fact]
+    public void BrownDetaggingSeparatesParagraphsAsAsked()
+    {
+        const string tagged = "\n\n\tThe/at jury/nn said/vbd ./.\n\n\n\tIt/pps ended/vbd (/( quietly/rb )/) ./.\n";
+        Assert.Equal("The jury said.\nIt ended (quietly).", I3Corpus.Detag(tagged));
+        Assert.Equal("The jury said.\n\nIt ended (quietly).", Hici.Cli.Demo.BrownCorpus.Detag(tagged));
+    }
 }

@@ -34,37 +34,59 @@ public static class KillTest
     public static KillTestResult Run(string[] args, string output, Action resetOld, Func<bool> isOld, Func<bool> isComplete,
         int kills = 8, int seed = 1, int throttleMs = 3)
     {
+        int oldIntact = 0, complete = 0;
+        var full = KillRepeatedly(args, kills, seed, throttleMs, resetOld, isComplete, (k, at, fullRun) =>
+        {
+            bool old = isOld(), done = !old && isComplete();
+            Assert.True(old || done, $"kill {k} at {at.TotalMilliseconds:F0} ms of {fullRun.TotalMilliseconds:F0} ms left a partial output at {output}");
+            if (old) oldIntact++; else complete++;
+        });
+
+        // The next complete run removes what the killed ones left behind.
         resetOld();
+        var (code, err) = RunToEnd(args, throttleMs);
+        Assert.True(code == 0, $"the run after the kills failed (exit {code}): {err}");
+        Assert.True(isComplete());
+        AssertNoTempEntries(Path.GetDirectoryName(Path.GetFullPath(output).TrimEnd('/'))!);
+        return new KillTestResult(kills, oldIntact, complete, full);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="args"/> once to the end (its time sets the kill points; <paramref name="isComplete"/> must
+    /// hold after it), then <paramref name="kills"/> times: <paramref name="prepare"/>, start, SIGKILL at a seeded
+    /// moment in [<paramref name="from"/>, <paramref name="from"/> + <paramref name="span"/>] of the full run's time,
+    /// and <paramref name="afterKill"/>(kill, moment, full run time). Returns the full run's time.
+    /// </summary>
+    public static TimeSpan KillRepeatedly(string[] args, int kills, int seed, int throttleMs, Action prepare, Func<bool> isComplete,
+        Action<int, TimeSpan, TimeSpan> afterKill, double from = 0.45, double span = 0.65)
+    {
+        prepare();
         var full = Stopwatch.StartNew();
         var (code, err) = RunToEnd(args, throttleMs);
         full.Stop();
         Assert.True(code == 0, $"the full run failed (exit {code}): {err}");
         Assert.True(isComplete(), "the full run's output is not complete");
-
         var rng = new Random(seed);
-        int oldIntact = 0, complete = 0;
         for (int k = 0; k < kills; k++)
         {
-            resetOld();
-            // Most of a run is start-up; kill points are spread over its second half, where the writing is.
-            var at = full.Elapsed * (0.45 + 0.65 * rng.NextDouble());
-            using var p = Start(args, throttleMs);
-            if (!p.WaitForExit(at)) p.Kill(entireProcessTree: true);
-            p.WaitForExit();
-            bool old = isOld(), done = !old && isComplete();
-            Assert.True(old || done, $"kill {k} at {at.TotalMilliseconds:F0} ms of {full.Elapsed.TotalMilliseconds:F0} ms left a partial output at {output}");
-            if (old) oldIntact++; else complete++;
+            prepare();
+            // Most of a run is start-up; by default kill points are spread over its second half, where the writing is.
+            var at = full.Elapsed * (from + span * rng.NextDouble());
+            using (var p = Start(args, throttleMs))
+            {
+                if (!p.WaitForExit(at)) p.Kill(entireProcessTree: true);
+                p.WaitForExit();
+            }
+            afterKill(k, at, full.Elapsed);
         }
+        return full.Elapsed;
+    }
 
-        // The next complete run removes what the killed ones left behind.
-        resetOld();
-        (code, err) = RunToEnd(args, throttleMs);
-        Assert.True(code == 0, $"the run after the kills failed (exit {code}): {err}");
-        Assert.True(isComplete());
-        var folder = Path.GetDirectoryName(Path.GetFullPath(output).TrimEnd('/'))!;
-        var left = Directory.EnumerateFileSystemEntries(folder).Where(AtomicFile.IsTempName).ToList();
+    /// <summary>No temp entry of ours in <paramref name="folder"/> or below.</summary>
+    public static void AssertNoTempEntries(string folder)
+    {
+        var left = Directory.EnumerateFileSystemEntries(folder, "*", SearchOption.AllDirectories).Where(AtomicFile.IsTempName).ToList();
         Assert.True(left.Count == 0, "temp entries left after a complete run: " + string.Join(", ", left));
-        return new KillTestResult(kills, oldIntact, complete, full.Elapsed);
     }
 
     static ProcessStartInfo Hici(string[] args, int throttleMs)
@@ -86,7 +108,7 @@ public static class KillTest
         return p;
     }
 
-    static (int Code, string Err) RunToEnd(string[] args, int throttleMs)
+    public static (int Code, string Err) RunToEnd(string[] args, int throttleMs)
     {
         using var p = Process.Start(Hici(args, throttleMs))!;
         var err = p.StandardError.ReadToEndAsync();
