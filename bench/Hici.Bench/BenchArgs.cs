@@ -1,6 +1,6 @@
 namespace Hici.Bench;
 
-public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int DecodeSteps, bool NoPeer, string? Out, bool Hici = false, bool LengthsGiven = false, bool Stream = false, int Segment = 4096, bool Train = false, bool AttentionOnly = false, bool DecodeOnly = false)
+public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int DecodeSteps, bool NoPeer, string? Out, bool Hici = false, bool LengthsGiven = false, bool Stream = false, int Segment = 4096, bool Train = false, bool AttentionOnly = false, bool DecodeOnly = false, bool Dca = false, int PretrainingLength = 2048)
 {
     public const string Usage = """
         Hici.Bench: speed numbers for HiCI.NET (a benchmark, not a test).
@@ -13,6 +13,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
                       forward/backward/optimizer split, share of the matmul rate, full vs hici, and PyTorch as a ratio
           --decode    decode ms/token at 1K/4K/16K context, packed vs separate projections, share of copy GB/s
           --attention causal prefill attention of one layer: SDPA (flash) vs blocked GEMMs, ms, GFLOP/s, error
+          --dca       prefill full vs dual chunk attention (default 2K,4K,8K,16K; --pretraining-length N, default 2048)
         Options:
           --lengths 512,2048,8192   prompt lengths (--hici default: 2048,8192,16384)
           --dtypes fp32,bf16        dtypes (default both)
@@ -26,7 +27,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
     {
         int[] lengths = { 512, 2048, 8192 };
         string[] dtypes = { "fp32", "bf16" };
-        int threads = 2, steps = 16, segment = 4096; bool noPeer = false, attention = false, decode = false, hici = false, stream = false, train = false, lengthsGiven = false; string? outp = null;
+        int threads = 2, steps = 16, segment = 4096, pretraining = 2048; bool noPeer = false, attention = false, decode = false, hici = false, stream = false, train = false, dca = false, lengthsGiven = false; string? outp = null;
         for (int i = 0; i < a.Length; i++)
         {
             string Next() => i + 1 < a.Length ? a[++i] : throw new ArgumentException($"{a[i]} needs a value");
@@ -39,6 +40,8 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
                 case "--attention": attention = true; break;
                 case "--decode": decode = true; break;
                 case "--segment": segment = int.Parse(Next()); break;
+                case "--dca": dca = true; break;
+                case "--pretraining-length": pretraining = int.Parse(Next()); break;
                 case "--dtypes": dtypes = Next().Split(','); break;
                 case "--threads": threads = int.Parse(Next()); break;
                 case "--decode-steps": steps = int.Parse(Next()); break;
@@ -50,6 +53,6 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
         }
         if (dtypes.Any(d => d is not ("fp32" or "bf16"))) throw new ArgumentException("--dtypes takes fp32,bf16");
         if (segment <= 0) throw new ArgumentException("--segment must be positive");
-        return new(lengths, dtypes, threads, steps, noPeer, outp, hici, lengthsGiven, stream, segment, train, attention, decode);
+        return new(lengths, dtypes, threads, steps, noPeer, outp, hici, lengthsGiven, stream, segment, train, attention, decode, dca, pretraining);
     }
 }

@@ -14,6 +14,7 @@ using static TorchSharp.torch;
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
 //        --decode [--lengths 1024,4096,16384]: decode ms/token, packed vs separate projections
 //        --attention [--lengths 256,512,2048,8192]: one layer's causal attention, SDPA vs blocked GEMMs
+//        --dca [--pretraining-length 2048] [--lengths 2048,4096,8192,16384]: prefill time full vs dual chunk attention
 //        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
 //        --train [--lengths 2048] [--dtypes fp32,bf16]: one training step (fwd/bwd/optimizer), full vs hici, PyTorch beside it
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -31,6 +32,13 @@ if (opts.Stream)
     foreach (var dt in opts.DTypes)
         StreamBench.Run(opts.LengthsGiven ? opts.Lengths : StreamBench.DefaultLengths, opts.Segment,
             dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32);
+    return 0;
+}
+
+if (opts.Dca)
+{
+    DcaBench.Run(opts.LengthsGiven ? opts.Lengths : DcaBench.DefaultLengths, opts.PretrainingLength,
+        opts.DTypes.Select(dt => dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32));
     return 0;
 }
 

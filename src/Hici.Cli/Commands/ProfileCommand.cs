@@ -19,7 +19,9 @@ namespace Hici.Cli.Commands;
 /// </summary>
 public static class ProfileCommand
 {
-    public static readonly string[] Methods = { FullAttention.Id, HiciImplementation.Id, DualChunkImplementation.Id };
+    /// <summary>Streaming HiCI (<see cref="HiciStreamScorer"/>): the HiCI model run one segment at a time.</summary>
+    public const string StreamId = "stream";
+    public static readonly string[] Methods = { FullAttention.Id, HiciImplementation.Id, DualChunkImplementation.Id, StreamId };
 
     public static Command Build()
     {
@@ -33,7 +35,7 @@ public static class ProfileCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the random token ids", DefaultValueFactory = _ => 0 };
         var json = new Option<string?>("--json") { Description = "Write the measurements as JSON here" };
         var png = new Option<string?>("--png") { Description = "Write a plot (time and peak memory against length) as PNG here" };
-        var cmd = new Command("profile", "Time and peak memory against context length for full, hici and chunk attention");
+        var cmd = new Command("profile", "Time and peak memory against context length for full, hici, chunk and streaming HiCI attention");
         foreach (var o in new Option[] { model, methods, lengths, pass, warmup, repeats, maxSeconds, seed, json, png }) cmd.Options.Add(o);
         ModelOptions.AddTo(cmd);
         cmd.SetAction(pr => Common.Run(pr, () =>
@@ -70,14 +72,22 @@ public static class ProfileCommand
                     using var loaded = ModelLoader.Load(requests[name]);
                     var lm = loaded.Transformer;
                     parameters ??= lm.parameters().Sum(p => p.numel());
-                    if (name == HiciImplementation.Id && RunHiciWithRandomMissing(loaded) is { } note) notes.Add(note);
+                    if (name is HiciImplementation.Id or StreamId && RunHiciWithRandomMissing(loaded) is { } note) notes.Add($"{name}: {note}");
+                    Func<CausalLM, Tensor, Tensor>? prefill = null;
+                    if (name == StreamId)
+                    {
+                        var hc = HiciAttentionOptions.Of(lm.Config)!.Config;
+                        notes.Add($"stream: {HiciConfig.CausalModeName(hc.CausalMode)}, segments of " +
+                                  (hc.SegmentSize is { } fixedS ? $"{fixedS} tokens (--segment-size)" : $"int(T·{hc.SegmentRatio:G}) tokens (give --segment-size for memory that does not grow with T)"));
+                        prefill = (m, ids) => HiciStreamScorer.LastLogits(m, ids[0].data<long>().ToArray());
+                    }
                     string? stop = null;
                     foreach (int t in ts)
                     {
                         report?.Invoke(done++, names.Length * ts.Length);
                         string? skip = stop ?? Skip(rows.Where(r => r.Method == name).ToList(), t, settings, pr.GetValue(maxSeconds));
                         if (skip is not null) { rows.Add(new ProfileRow(name, t, Array.Empty<double>(), null, null, skip)); continue; }
-                        var row = Profiler.Run(lm, name, t, settings);
+                        var row = Profiler.Run(lm, name, t, settings, prefill);
                         rows.Add(row);
                         if (row.Error is not null) stop = $"skipped: failed at {t}";
                     }
@@ -105,9 +115,14 @@ public static class ProfileCommand
     private static AttentionSetting Setting(ParseResult pr, string dir, string method) => method switch
     {
         HiciImplementation.Id => HiciAttentionOptions.Setting(HiciFlags.Resolve(pr, dir, always: true)!, run: false),   // run switched on after loading
+        // streaming needs a shift mode: the given one if it is one, else causal_shift
+        StreamId => HiciAttentionOptions.Setting(StreamConfig(HiciFlags.Resolve(pr, dir, always: true)!), run: false),
         DualChunkImplementation.Id => DualChunkImplementation.Setting(DualChunkFlags.Resolve(pr)),
         _ => AttentionSetting.Full,
     };
+
+    private static HiciConfig StreamConfig(HiciConfig c) =>
+        c.CausalMode is HiciCausalMode.CausalShift or HiciCausalMode.CausalShiftG ? c : c with { CausalMode = HiciCausalMode.CausalShift };
 
     /// <summary>
     /// Switches HiCI on in a model loaded with its modules held. HiCI tensors that no checkpoint held are
@@ -126,7 +141,7 @@ public static class ProfileCommand
                 if (missing.Contains(WeightMap.ToHf(path) ?? path)) p.copy_(torch.normal(0.0, 0.02, p.shape, generator: gen));
         }
         foreach (var layer in lm.model.layers) if (layer.self_attn is HiciAttention h) h.RunHici = true;
-        return missing.Count == 0 ? null : $"hici: {missing.Count} HiCI tensors are in no checkpoint of {lm.Config.ModelType}; they were drawn at random — timing only";
+        return missing.Count == 0 ? null : $"{missing.Count} HiCI tensors are in no checkpoint of {lm.Config.ModelType}; they were drawn at random — timing only";
     }
 
     /// <summary>Why a run is skipped before it starts (predicted time or memory beyond what is allowed), or null.</summary>

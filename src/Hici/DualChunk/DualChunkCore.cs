@@ -15,6 +15,9 @@ public sealed class DualChunkCore : IDisposable
     private long _longestSeen;
 
     public DualChunkSettings Settings { get; }
+    /// <summary>True (default): a prefill's partial attentions run libtorch's flash kernel (<see cref="LseAttention"/>);
+    /// false forces the float32 tiles (the benchmark's before/after).</summary>
+    public bool UseFlash { get; set; } = true;
 
     public DualChunkCore(ModelConfig cfg, DualChunkSettings settings)
     {
@@ -64,8 +67,8 @@ public sealed class DualChunkCore : IDisposable
         return (outs.Count == 1 ? outs[0] : torch.cat(outs, 2)).MoveToOuterDisposeScope();
     }
 
-    private static (Tensor O, Tensor Lse) Part(Tensor q, Tensor keys, Tensor values, long from, long count, bool causal, Tensor? mask) =>
-        LseAttention.Attend(q, keys.narrow(2, from, count), values.narrow(2, from, count), causal, mask?.narrow(1, from, count));
+    private (Tensor O, Tensor Lse) Part(Tensor q, Tensor keys, Tensor values, long from, long count, bool causal, Tensor? mask) =>
+        LseAttention.Attend(q, keys.narrow(2, from, count), values.narrow(2, from, count), causal, mask?.narrow(1, from, count), UseFlash);
 
     /// <summary>
     /// merge_attn_outputs: weights softmax_j(lse_j) in float32. In a prefill the products are formed in place

@@ -6,8 +6,9 @@ namespace Hici.DualChunk;
 /// <summary>
 /// softmax(QKᵀ/√d)V together with each row's log-sum-exp, what flash_attn_func(return_attn_probs=True) gives
 /// the reference, so partial attentions over disjoint key sets can be merged exactly. libtorch's SDPA does not
-/// return the log-sum-exp, hence this kernel: float32 scores in (query block × key block) tiles with an
-/// online softmax, so memory is bounded by the tile, not by Lq·Lk.
+/// return the log-sum-exp, so unmasked square-causal or non-causal calls (every part of a prefill) reach its
+/// flash kernel through <see cref="FlashLse"/>; the rest (decoding's bottom-right parts, padding masks) runs
+/// float32 scores in (query block × key block) tiles with an online softmax, so memory is bounded by the tile.
 /// </summary>
 public static class LseAttention
 {
@@ -20,11 +21,19 @@ public static class LseAttention
     /// <param name="causal">bottom-right causal: query i (of Lq) sees keys j ≤ i + Lk − Lq</param>
     /// <param name="keyMask">bool [B, Lk], true = a real key (null = all)</param>
     /// <returns>O [B, H, Lq, d] in q's dtype and lse float32 [B, H, Lq] (−∞ for a row that sees no key; its O is 0)</returns>
-    public static (Tensor O, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, bool causal, Tensor? keyMask = null)
+    /// <param name="flash">false forces the tiles (tests compare the two paths)</param>
+    public static (Tensor O, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, bool causal, Tensor? keyMask = null, bool flash = true)
     {
         using var scope = torch.NewDisposeScope();
         long b = q.shape[0], h = q.shape[1], lq = q.shape[2], d = q.shape[3];
         long hkv = k.shape[1], lk = k.shape[2], g = h / hkv;
+        if (flash && keyMask is null && (!causal || lq == lk) && lk > 0 && k.dtype == q.dtype && v.dtype == q.dtype)
+        {
+            // a prefill's parts (square causal, or every key visible): libtorch's fused flash kernel, 4-6× faster
+            // than the tiles below, whose unfused exp/max/sum passes over fp32 tiles dominate
+            var (fo, flse) = FlashLse.Attend(q, Models.Attention.RepeatKv(k, g), Models.Attention.RepeatKv(v, g), causal);
+            return (fo.MoveToOuterDisposeScope(), flse.MoveToOuterDisposeScope());
+        }
         long offset = lk - lq;
         double scale = 1.0 / Math.Sqrt(d);
         long kb = Math.Min(lk, 1024);

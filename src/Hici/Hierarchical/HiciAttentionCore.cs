@@ -1,4 +1,5 @@
 using TorchSharp;
+using Hici.Models;
 using static TorchSharp.torch;
 
 namespace Hici.Hierarchical;
@@ -303,14 +304,15 @@ public sealed class HiciAttentionCore
     /// </summary>
     private static Tensor CausalWithMemory(Tensor q, Tensor k, Tensor v, Tensor? km, Tensor? vm)
     {
-        long r = q.shape[0], nq = q.shape[1], s = q.shape[2], d = q.shape[3], rep = nq / k.shape[1];
-        if (km is null || vm is null)
-            return nn.functional.scaled_dot_product_attention(q, RepeatKv(k, rep), RepeatKv(v, rep), is_casual: true);
+        // Attention.CausalAttention is the full-attention prefill kernel (square q/k: top-left causal), so both
+        // paths run on the same kernel and HiCI gains whatever makes full attention faster.
+        long r = q.shape[0], nq = q.shape[1], s = q.shape[2], d = q.shape[3];
+        if (km is null || vm is null) return Attention.CausalAttention(q, k, v);
         long p = km.shape[2];
         var kk = cat(new[] { km.to(k.dtype), k }, 2);
         var vv = cat(new[] { vm.to(v.dtype), v }, 2);
         var qq = cat(new[] { zeros(new long[] { r, nq, p, d }, q.dtype, q.device), q }, 2);
-        return nn.functional.scaled_dot_product_attention(qq, RepeatKv(kk, rep), RepeatKv(vv, rep), is_casual: true).narrow(2, p, s);
+        return Attention.CausalAttention(qq, kk, vv).narrow(2, p, s);
     }
 
     private Tensor Segmented(Tensor hidden, Tensor mask, Tensor q, Tensor k, Tensor v,

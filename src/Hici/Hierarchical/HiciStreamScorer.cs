@@ -21,10 +21,11 @@ public static class HiciStreamScorer
     public static int SegmentLength(HiciConfig cfg, int length) => new HiciSegmenter(cfg).InferenceSegmentSize(length);
 
     /// <summary>The HiCI config of a model that can be streamed; throws a clear error otherwise.</summary>
-    public static HiciConfig StreamableConfig(ModelConfig? cfg)
+    /// <param name="loadedToRun">false: a loaded model whose layers were switched on after loading (hici profile); the layers are checked instead</param>
+    public static HiciConfig StreamableConfig(ModelConfig? cfg, bool loadedToRun = true)
     {
         var o = cfg is null ? null : HiciAttentionOptions.Of(cfg);
-        if (o is null || !o.Run || cfg!.Attention.Name != HiciImplementation.Id)
+        if (o is null || (loadedToRun && !o.Run) || cfg!.Attention.Name != HiciImplementation.Id)
             throw new HiciException("--stream needs --attention hici");
         var mode = o.Config.CausalMode;
         if (mode is not (HiciCausalMode.CausalShift or HiciCausalMode.CausalShiftG))
@@ -50,14 +51,54 @@ public static class HiciStreamScorer
         Action<int, int>? progress = null)
     {
         if (ids.Count < 2) throw new HiciException($"scoring needs at least 2 tokens (got {ids.Count})");
-        var hc = StreamableConfig(lm.Config);
+        int n = ids.Count;
+        var logProbs = new float[n - 1];
+        var sw = Stopwatch.StartNew();
+        Stream(lm, ids, segment, n - 1, (h, all, start, len) =>
+        {
+            int targets = Math.Min(len, n - 1 - start);
+            for (int c = 0; c < targets; c += lmHeadChunk)
+            {
+                using var inner = NewDisposeScope();
+                int rows = Math.Min(lmHeadChunk, targets - c);
+                var lp = lm.LmHead(h.narrow(0, c, rows)).to(ScalarType.Float32).log_softmax(-1);
+                var next = all.narrow(0, start + c + 1, rows).unsqueeze(1);
+                lp.gather(1, next).squeeze(1).cpu().data<float>().CopyTo(logProbs, start + c);
+            }
+            progress?.Invoke(start + targets, n - 1);
+        });
+        double nll = -logProbs.Sum(x => (double)x);
+        return new ScoreResult(logProbs, nll, sw.Elapsed);
+    }
+
+    /// <summary>
+    /// A streamed prefill: the same segment loop with only the last position's logits [1, V] (float32), as a
+    /// prefill that returns last-position logits (what <c>hici profile</c> times).
+    /// </summary>
+    public static Tensor LastLogits(CausalLM lm, IReadOnlyList<long> ids, int? segment = null)
+    {
+        if (ids.Count < 1) throw new HiciException("a streamed prefill needs at least 1 token");
+        Tensor? last = null;
+        Stream(lm, ids, segment, ids.Count, (h, _, start, len) =>
+        {
+            if (start + len == ids.Count) last = lm.LmHead(h.narrow(0, len - 1, 1)).to(ScalarType.Float32).DetachFromDisposeScope();
+        });
+        return last!;
+    }
+
+    /// <summary>
+    /// Runs the model segment by segment over positions [0, <paramref name="upTo"/>), handing each segment's
+    /// final-normed hidden states [len, H] (with all ids and the segment's start and length) to
+    /// <paramref name="onSegment"/>, inside the segment's dispose scope.
+    /// </summary>
+    private static void Stream(CausalLM lm, IReadOnlyList<long> ids, int? segment, int upTo, Action<Tensor, Tensor, int, int> onSegment)
+    {
+        var hc = StreamableConfig(lm.Config, loadedToRun: false);
         if (lm.model.layers.Any(l => l.self_attn is not HiciAttention { RunHici: true }))
             throw new HiciException("streaming: every layer must run HiCI attention");
         int n = ids.Count;
         int s = segment ?? SegmentLength(hc, n);
         if (s <= 0) throw new HiciException($"segment length must be positive (got {s})");
-        var logProbs = new float[n - 1];
-        var sw = Stopwatch.StartNew();
         using var noGrad = no_grad();
         using var all = tensor(ids.ToArray(), dtype: ScalarType.Int64, device: lm.Device);
         using var rotary = new RotaryEmbedding(lm.Config, lm.Device);
@@ -65,7 +106,7 @@ public static class HiciStreamScorer
         var states = layers.Select(_ => new HiciStreamState()).ToArray();
         try
         {
-            for (int start = 0; start < n - 1; start += s)
+            for (int start = 0; start < upTo; start += s)
             {
                 using var scope = NewDisposeScope();
                 int len = Math.Min(s, n - start);
@@ -74,24 +115,13 @@ public static class HiciStreamScorer
                 var rope = rotary.Tables(start, len, h.dtype, n);
                 for (int i = 0; i < layers.Length; i++) h = Layer(layers[i], h, rope, states[i]);
                 h = lm.model.norm.call(h)[0];
-                int targets = Math.Min(len, n - 1 - start);
-                for (int c = 0; c < targets; c += lmHeadChunk)
-                {
-                    using var inner = NewDisposeScope();
-                    int rows = Math.Min(lmHeadChunk, targets - c);
-                    var lp = lm.LmHead(h.narrow(0, c, rows)).to(ScalarType.Float32).log_softmax(-1);
-                    var next = all.narrow(0, start + c + 1, rows).unsqueeze(1);
-                    lp.gather(1, next).squeeze(1).cpu().data<float>().CopyTo(logProbs, start + c);
-                }
-                progress?.Invoke(start + targets, n - 1);
+                onSegment(h, all, start, len);
             }
         }
         finally
         {
             foreach (var st in states) st.Dispose();
         }
-        double nll = -logProbs.Sum(x => (double)x);
-        return new ScoreResult(logProbs, nll, sw.Elapsed);
     }
 
     /// <summary>One decoder layer (<see cref="DecoderLayer"/>'s pre-norm residual block) on one segment.</summary>

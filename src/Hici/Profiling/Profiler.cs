@@ -27,7 +27,9 @@ public sealed record ProfileRow(string Method, int Tokens, IReadOnlyList<double>
 public static class Profiler
 {
     /// <summary>Measures <paramref name="lm"/> on <paramref name="tokens"/> random ids; failures become the row's Error.</summary>
-    public static ProfileRow Run(CausalLM lm, string method, int tokens, ProfileSettings s)
+    /// <param name="prefill">the forward pass when it is not <c>lm.Forward</c> (ids [1, T] → last-position logits),
+    /// e.g. streaming HiCI; such a method has no train pass</param>
+    public static ProfileRow Run(CausalLM lm, string method, int tokens, ProfileSettings s, Func<CausalLM, Tensor, Tensor>? prefill = null)
     {
         var seconds = new List<double>();
         long? baseline = null, peak = null;
@@ -36,14 +38,15 @@ public static class Profiler
             using var gen = new Generator();
             gen.manual_seed(s.Seed + tokens);
             using var ids = torch.randint(0, lm.Config.VocabSize, new long[] { 1, tokens }, generator: gen);
+            if (s.Train && prefill is not null) throw new HiciException($"{method}: forward pass only (no --pass train)");
             if (s.Train) foreach (var p in lm.parameters()) p.requires_grad_(true);
-            for (int i = 0; i < s.Warmup; i++) Pass(lm, ids, s.Train);
+            for (int i = 0; i < s.Warmup; i++) Pass(lm, ids, s.Train, prefill);
             bool peakKnown = ProcessMemory.ResetPeak();
             baseline = ProcessMemory.Rss();
             for (int i = 0; i < s.Repeats; i++)
             {
                 var sw = Stopwatch.StartNew();
-                Pass(lm, ids, s.Train);
+                Pass(lm, ids, s.Train, prefill);
                 seconds.Add(sw.Elapsed.TotalSeconds);
             }
             peak = peakKnown ? ProcessMemory.PeakRss() : null;
@@ -59,13 +62,14 @@ public static class Profiler
         }
     }
 
-    private static void Pass(CausalLM lm, Tensor ids, bool train)
+    private static void Pass(CausalLM lm, Tensor ids, bool train, Func<CausalLM, Tensor, Tensor>? prefill)
     {
         using var scope = torch.NewDisposeScope();
         if (!train)
         {
             using var noGrad = torch.no_grad();
-            _ = lm.Forward(ids, null, lastOnly: true).sum().item<float>();   // item(): wait for the result
+            var last = prefill is null ? lm.Forward(ids, null, lastOnly: true) : prefill(lm, ids);
+            _ = last.sum().item<float>();   // item(): wait for the result
             return;
         }
         using var grad = torch.enable_grad();

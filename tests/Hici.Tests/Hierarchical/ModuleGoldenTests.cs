@@ -27,6 +27,24 @@ public class ModuleGoldenTests
     }
 
     [Fact]
+    public void FoldedTokenProjectionsEqualTheReferenceOrder()
+    {
+        // h·M = 16 < e = 32: the fold runs (the model fixtures use this setting against the reference too)
+        using var scope = NewDisposeScope();
+        torch.manual_seed(3);
+        var lc = new LocalConstructor(64, numSlots: 4, numHeads: 4, bottleneckDim: 32);
+        var x = randn(3, 37, 64);
+        var mask = ones(3, 37, ScalarType.Bool);
+        mask[1, TensorIndex.Slice(20)] = tensor(false);
+        mask[2] = tensor(false);
+        var folded = (lc.forward(x, null), lc.forward(x, mask));
+        lc.FoldTokenProjections = false;
+        Close.Check(lc.forward(x, null), folded.Item1, 1e-6, "LC folded = unfolded, no mask");
+        Close.Check(lc.forward(x, mask), folded.Item2, 1e-6, "LC folded = unfolded, masked and fully padded rows");
+        Assert.True(lc.forward(x, null).sub(folded.Item1).abs().max().item<float>() > 0, "the fold did not run (same op order)");
+    }
+
+    [Fact]
     public void FullyPaddedSegmentIsTheUniformMeanNotNaN()
     {
         using var f = Fixture.Open("local_constructor.safetensors");

@@ -23,6 +23,18 @@ public class StreamingTests
 
     public static readonly TheoryData<string, string, string> Cases = Build();
 
+    /// <summary>The fixture model with the inference forward, the given shift mode and segment length, and random ids.</summary>
+    private static (CausalLM Lm, long[] Ids) Streamable(string model, string mode, int segment, int length)
+    {
+        var hici = HiciConfig.Load(Folder(model)) with
+        {
+            CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciForwardKind.Inference, SegmentSize = segment,
+        };
+        var lm = Load(model, hici);
+        var gen = new Random(length);
+        return (lm, Enumerable.Range(0, length).Select(_ => (long)gen.Next(lm.Config.VocabSize)).ToArray());
+    }
+
     private static TheoryData<string, string, string> Build()
     {
         var d = new TheoryData<string, string, string>();
@@ -56,16 +68,27 @@ public class StreamingTests
     public void StreamEqualsOneShot(string model, string mode, int segment, int length)
     {
         using var scope = NewDisposeScope();
-        var hici = HiciConfig.Load(Folder(model)) with
-        {
-            CausalMode = HiciConfig.ParseCausalMode(mode), Forward = HiciForwardKind.Inference, SegmentSize = segment,
-        };
-        using var lm = Load(model, hici);
-        var gen = new Random(length);
-        var ids = Enumerable.Range(0, length).Select(_ => (long)gen.Next(lm.Config.VocabSize)).ToArray();
+        var (lm, ids) = Streamable(model, mode, segment, length);
+        using var _ = lm;
         var oneShot = Scorer.Score(lm, ids, wholeSequence: true);
         var stream = HiciStreamScorer.Score(lm, ids);
         Close.Check(tensor(oneShot.LogProbs), tensor(stream.LogProbs), 1e-5, $"{model} {mode} S={segment} T={length}: stream vs one-shot");
+    }
+
+    /// <summary>The streamed prefill (what hici profile's stream method times) = the one-shot forward's last logits.</summary>
+    [Theory]
+    [InlineData("qwen3", "causal_shift", 8, 40)]
+    [InlineData("llama", "causal_shift_g", 5, 26)]   // n ≡ 1 mod S: the last token is a segment of its own
+    public void StreamedPrefillEqualsOneShotLastLogits(string model, string mode, int segment, int length)
+    {
+        using var scope = NewDisposeScope();
+        var (lm, ids) = Streamable(model, mode, segment, length);
+        using var _ = lm;
+        Tensor oneShot;
+        using (no_grad()) oneShot = lm.Forward(tensor(ids).unsqueeze(0), null, lastOnly: true).reshape(1, -1).to(ScalarType.Float32);
+        using var streamed = HiciStreamScorer.LastLogits(lm, ids);
+        Assert.Equal(oneShot.shape, streamed.shape);
+        Close.Check(oneShot, streamed, 1e-5, $"{model} {mode} S={segment} T={length}: streamed prefill vs one-shot");
     }
 
     /// <summary>Memory flat on long streams: no tensor outlives a Score call, whatever the stream length.</summary>

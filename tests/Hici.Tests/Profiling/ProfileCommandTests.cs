@@ -18,7 +18,8 @@ public class ProfileCommandTests
         Assert.True(r.Code == 0, r.Err);
         Assert.Contains("drawn at random", r.Out);                        // the fixture has no HiCI weights
         var runs = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
-        Assert.Equal(new[] { "full:32", "full:64", "hici:32", "hici:64", "chunk:32", "chunk:64" },
+        Assert.Contains("stream: causal_shift, segments of int(T·", r.Out);   // the fixture's mode is not a shift mode
+        Assert.Equal(new[] { "full:32", "full:64", "hici:32", "hici:64", "chunk:32", "chunk:64", "stream:32", "stream:64" },
             runs.Select(x => $"{x.GetProperty("method").GetString()}:{x.GetProperty("tokens").GetInt32()}"));
         foreach (var run in runs)
         {
@@ -41,6 +42,27 @@ public class ProfileCommandTests
         var runs = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
         Assert.Equal(2, runs.Count);
         Assert.All(runs, x => Assert.Equal(JsonValueKind.Null, x.GetProperty("error").ValueKind));
+    }
+
+    [Fact]
+    public void StreamRowIsForwardOnlyAndKeepsAFixedSegment()
+    {
+        var dir = CliRunner.TempDir();
+        string json = Path.Combine(dir, "p.json");
+        var r = CliRunner.Run("profile", "--model", ModelFixtures.Dir("qwen3-gqa"), "--methods", "stream", "--lengths", "24,48",
+            "--causal-mode", "causal_shift_g", "--segment-size", "8", "--warmup", "0", "--repeats", "1", "--json", json, "--threads", "1");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("stream: causal_shift_g, segments of 8 tokens (--segment-size)", r.Out);
+        var runs = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(2, runs.Count);
+        Assert.All(runs, x => Assert.Equal(JsonValueKind.Null, x.GetProperty("error").ValueKind));
+
+        var train = CliRunner.Run("profile", "--model", ModelFixtures.Dir("qwen3-gqa"), "--methods", "full,stream", "--lengths", "24",
+            "--pass", "train", "--warmup", "0", "--repeats", "1", "--json", json, "--threads", "1");
+        Assert.True(train.Code == 0, train.Err);
+        var trainRuns = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(JsonValueKind.Null, trainRuns[0].GetProperty("error").ValueKind);
+        Assert.Contains("forward pass only", trainRuns[1].GetProperty("error").GetString());
     }
 
     [Theory]
