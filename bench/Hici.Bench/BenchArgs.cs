@@ -1,6 +1,6 @@
 namespace Hici.Bench;
 
-public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int DecodeSteps, bool NoPeer, string? Out, bool Hici = false, bool LengthsGiven = false, bool Stream = false, int Segment = 4096)
+public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int DecodeSteps, bool NoPeer, string? Out, bool Hici = false, bool LengthsGiven = false, bool Stream = false, int Segment = 4096, bool Train = false)
 {
     public const string Usage = """
         Hici.Bench: speed numbers for HiCI.NET (a benchmark, not a test).
@@ -9,6 +9,8 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
           --hici      prefill full vs HiCI attention (4 segments) beside the expected FLOP ratio
           --stream    streaming HiCI scoring (causal_shift): seconds and peak RSS per length (default 32K,64K,128K)
           --segment N segment length for --stream (default 4096)
+          --train     one training step (LoRA r 8 on q/k/v/o, AdamW) at 2K tokens (or the first --lengths): tokens/s,
+                      forward/backward/optimizer split, share of the matmul rate, full vs hici, and PyTorch as a ratio
         Options:
           --lengths 512,2048,8192   prompt lengths (--hici default: 2048,8192,16384)
           --dtypes fp32,bf16        dtypes (default both)
@@ -22,7 +24,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
     {
         int[] lengths = { 512, 2048, 8192 };
         string[] dtypes = { "fp32", "bf16" };
-        int threads = 2, steps = 16, segment = 4096; bool noPeer = false, hici = false, stream = false, lengthsGiven = false; string? outp = null;
+        int threads = 2, steps = 16, segment = 4096; bool noPeer = false, hici = false, stream = false, train = false, lengthsGiven = false; string? outp = null;
         for (int i = 0; i < a.Length; i++)
         {
             string Next() => i + 1 < a.Length ? a[++i] : throw new ArgumentException($"{a[i]} needs a value");
@@ -31,6 +33,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
                 case "--lengths": lengths = Next().Split(',').Select(int.Parse).ToArray(); lengthsGiven = true; break;
                 case "--hici": hici = true; break;
                 case "--stream": stream = true; break;
+                case "--train": train = true; break;
                 case "--segment": segment = int.Parse(Next()); break;
                 case "--dtypes": dtypes = Next().Split(','); break;
                 case "--threads": threads = int.Parse(Next()); break;
@@ -43,6 +46,6 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
         }
         if (dtypes.Any(d => d is not ("fp32" or "bf16"))) throw new ArgumentException("--dtypes takes fp32,bf16");
         if (segment <= 0) throw new ArgumentException("--segment must be positive");
-        return new(lengths, dtypes, threads, steps, noPeer, outp, hici, lengthsGiven, stream, segment);
+        return new(lengths, dtypes, threads, steps, noPeer, outp, hici, lengthsGiven, stream, segment, train);
     }
 }

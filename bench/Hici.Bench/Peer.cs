@@ -22,6 +22,51 @@ public static class Peer
 
     public static Result? Run(BenchArgs o, ModelConfig c)
     {
+        var rows = new Dictionary<(string, int), (double, double)>();
+        var gf = new Dictionary<string, double>();
+        var label = Exec(new { threads = o.Threads, dtypes = o.DTypes, lengths = o.Lengths, decode_steps = o.DecodeSteps, config = ConfigArg(c) }, j =>
+        {
+            string dt = (string)j["dtype"]!;
+            if (j["matmul_gflops"] is JsonNode g) { gf[dt] = (double)g; Console.WriteLine($"  matmul 1024³ {dt}: {(double)g:F0} GFLOP/s"); return; }
+            int t = (int)j["tokens"]!;
+            rows[(dt, t)] = ((double)j["prefill_tok_s"]!, (double)j["decode_ms"]!);
+            Console.WriteLine($"  {dt} T={t}: prefill {(double)j["prefill_tok_s"]!:F0} tok/s, decode {(double)j["decode_ms"]!:F2} ms/token");
+        });
+        return label is null ? null : new Result(label, rows, gf);
+    }
+
+    public sealed record TrainResult(string Label, Dictionary<string, (double Fwd, double Bwd, double Opt)> Rows, Dictionary<string, double> Gflops);
+
+    /// <summary>The training step of bench/peer_torch.py's train mode (Hici.Bench --train): seconds per phase by dtype.</summary>
+    public static TrainResult? RunTrain(BenchArgs o, ModelConfig c, int tokens, int steps, int loraRank, double loraAlpha)
+    {
+        var rows = new Dictionary<string, (double, double, double)>();
+        var gf = new Dictionary<string, double>();
+        var label = Exec(new
+        {
+            threads = o.Threads, dtypes = o.DTypes, train_length = tokens, train_steps = steps, lora_r = loraRank, lora_alpha = loraAlpha,
+            lengths = new[] { tokens }, decode_steps = 0, config = ConfigArg(c),
+        }, j =>
+        {
+            string dt = (string)j["dtype"]!;
+            if (j["matmul_gflops"] is JsonNode g) { gf[dt] = (double)g; Console.WriteLine($"  matmul 1024³ {dt}: {(double)g:F0} GFLOP/s"); return; }
+            var r = ((double)j["fwd_s"]!, (double)j["bwd_s"]!, (double)j["opt_s"]!);
+            rows[dt] = r;
+            Console.WriteLine($"  {dt} full: forward {r.Item1:F2} s, backward {r.Item2:F2} s, optimizer {r.Item3 * 1000:F0} ms");
+        });
+        return label is null ? null : new TrainResult(label, rows, gf);
+    }
+
+    private static object ConfigArg(ModelConfig c) => new
+    {
+        hidden = c.HiddenSize, mlp = c.IntermediateSize, layers = c.NumHiddenLayers, heads = c.NumAttentionHeads,
+        kv_heads = c.NumKeyValueHeads, head_dim = c.HeadDim, vocab = c.VocabSize, theta = c.RopeTheta,
+    };
+
+    /// <summary>Runs the peer script with <paramref name="arg"/> (JSON) and hands each result line to <paramref name="onRow"/>;
+    /// returns the peer's label, or null when there is no peer or it failed.</summary>
+    private static string? Exec(object arg, Action<JsonNode> onRow)
+    {
         var script = FindScript();
         if (script is null) return null;
         var launcher = Launcher();
@@ -39,21 +84,13 @@ public static class Peer
             blas = $"OpenBLAS detected {core} on a CPU with {(flags.Contains("avx512f") ? "avx512f" : "avx2")}: OPENBLAS_CORETYPE={env["OPENBLAS_CORETYPE"]} for the peer";
         }
 
-        var arg = JsonSerializer.Serialize(new
-        {
-            threads = o.Threads, dtypes = o.DTypes, lengths = o.Lengths, decode_steps = o.DecodeSteps,
-            config = new { hidden = c.HiddenSize, mlp = c.IntermediateSize, layers = c.NumHiddenLayers, heads = c.NumAttentionHeads,
-                           kv_heads = c.NumKeyValueHeads, head_dim = c.HeadDim, vocab = c.VocabSize, theta = c.RopeTheta },
-        });
         var psi = Start(exe, prefix, env);
         psi.ArgumentList.Add("-");                          // the script comes on stdin: nothing is copied into the chroot
-        psi.ArgumentList.Add(arg);
+        psi.ArgumentList.Add(JsonSerializer.Serialize(arg));
         using var p = Process.Start(psi)!;
         p.StandardInput.Write(File.ReadAllText(script));
         p.StandardInput.Close();
         var stderr = p.StandardError.ReadToEndAsync();
-        var rows = new Dictionary<(string, int), (double, double)>();
-        var gf = new Dictionary<string, double>();
         string label = "PyTorch";
         string? line;
         while ((line = p.StandardOutput.ReadLine()) is not null)
@@ -65,15 +102,11 @@ public static class Peer
                 Console.WriteLine($"PyTorch peer: {label}");
                 continue;
             }
-            string dt = (string)j["dtype"]!;
-            if (j["matmul_gflops"] is JsonNode g) { gf[dt] = (double)g; Console.WriteLine($"  matmul 1024³ {dt}: {(double)g:F0} GFLOP/s"); continue; }
-            int t = (int)j["tokens"]!;
-            rows[(dt, t)] = ((double)j["prefill_tok_s"]!, (double)j["decode_ms"]!);
-            Console.WriteLine($"  {dt} T={t}: prefill {(double)j["prefill_tok_s"]!:F0} tok/s, decode {(double)j["decode_ms"]!:F2} ms/token");
+            onRow(j);
         }
         p.WaitForExit();
         if (p.ExitCode != 0) { Console.WriteLine("  peer failed: " + stderr.Result.Trim().Split('\n').LastOrDefault()); return null; }
-        return new Result(label, rows, gf);
+        return label;
     }
 
     /// <summary>(program, leading arguments, description): the PyTorch 2.6 chroot when present, else the host python.</summary>

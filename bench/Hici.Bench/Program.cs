@@ -13,6 +13,7 @@ using static TorchSharp.torch;
 //        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
 //        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
+//        --train [--lengths 2048] [--dtypes fp32,bf16]: one training step (fwd/bwd/optimizer), full vs hici, PyTorch beside it
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 BenchArgs opts;
 try { opts = BenchArgs.Parse(args); }
@@ -27,6 +28,12 @@ if (opts.Stream)
     foreach (var dt in opts.DTypes)
         StreamBench.Run(opts.LengthsGiven ? opts.Lengths : StreamBench.DefaultLengths, opts.Segment,
             dt == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32);
+    return 0;
+}
+
+if (opts.Train)
+{
+    TrainBench.Run(opts);
     return 0;
 }
 

@@ -18,18 +18,20 @@ public static class MergeCommand
         var context = new Option<int?>("--context-size") { Description = "Write rope_scaling for this context (Qwen3: exact ratio; Llama: rounded up)" };
         var dtype = new Option<string>("--dtype") { Description = "Output dtype: auto (the base config's torch_dtype) | fp32 | bf16 | fp16", DefaultValueFactory = _ => "auto" };
         var strict = new Option<bool>("--strict") { Description = "Refuse adapters that leave LoRA layers uncovered, carry non-LoRA keys, or have HiCI LoRA without HiCI weights" };
-        var hiciConfig = new Option<string?>("--hici-config") { Description = "hici_config.json to write beside hici.safetensors" };
+        var hiciConfig = new Option<string?>("--hici-config") { Description = "hici_config.json to write beside hici.safetensors (default: the one in the --adapter folder, e.g. a training checkpoint's)" };
         var shard = new Option<string>("--max-shard-size") { Description = "Largest model.safetensors shard, e.g. 5GB, 500MB", DefaultValueFactory = _ => "5GB" };
         var cmd = new Command("merge", "Merge a LoRA adapter (and trainable params) into the base weights and write an HF folder");
         foreach (var o in new Option[] { model, adapter, trainable, output, context, dtype, strict, hiciConfig, shard, Common.Threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
+            // a training checkpoint (OUTPUT/checkpoint-N) holds its HiCI config beside the adapter: take it as it is
+            var hiciPath = pr.GetValue(hiciConfig) ?? BesideAdapter(pr.GetValue(adapter)!);
             var options = new MergeOptions
             {
                 ContextSize = pr.GetValue(context),
                 DType = ParseDtype(pr.GetValue(dtype)!),
                 Strict = pr.GetValue(strict),
-                HiciConfigPath = pr.GetValue(hiciConfig),
+                HiciConfigPath = hiciPath,
                 MaxShardBytes = ParseSize(pr.GetValue(shard)!),
             };
             if (options.ContextSize is <= 0) throw new HiciException($"--context-size must be positive (got {options.ContextSize})");
@@ -37,6 +39,7 @@ public static class MergeCommand
             using var overlay = pr.GetValue(trainable) is { } t ? OpenTrainable(t) : null;
             var r = LoraMerge.MergeAndSave(pr.GetValue(model)!, pr.GetValue(adapter)!, overlay, pr.GetValue(output)!, options: options);
             foreach (var line in r.Adapter.Lines()) Console.WriteLine(line);
+            if (pr.GetValue(hiciConfig) is null && hiciPath is not null && r.HiciTensors.Count > 0) Console.WriteLine($"HiCI config {hiciPath} (from the adapter folder)");
             if (r.Overridden.Count > 0) Console.WriteLine($"overrides   {r.Overridden.Count} tensors from the trainable params");
             if (r.HiciTensors.Count > 0)
                 Console.WriteLine($"HiCI        {r.HiciTensors.Count} tensors → {LoraMerge.HiciWeightsName}, LoRA merged into {r.HiciLoraMerged.Count} projections");
@@ -45,6 +48,12 @@ public static class MergeCommand
             return 0;
         }));
         return cmd;
+    }
+
+    private static string? BesideAdapter(string adapterDir)
+    {
+        var p = Path.Combine(adapterDir, LoraMerge.HiciConfigName);
+        return Directory.Exists(adapterDir) && File.Exists(p) ? p : null;
     }
 
     private static IWeightSource OpenTrainable(string path) =>

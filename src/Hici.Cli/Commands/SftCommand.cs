@@ -20,7 +20,7 @@ public static class SftCommand
         t.AddTo(cmd);
         cmd.SetAction(pr => Common.Run(pr, () =>
         {
-            var o = t.Build(pr);
+            var o = (t.Build(pr) with { SftSegmentRule = true }).Validate();
             if (o.BatchSize != 1) throw new HiciException("--batch-size: sft trains one example per micro-batch; use --grad-accum");
             if (pr.GetValue(initFrom) is { } i && pr.GetValue(t.Resume) is not null) throw new HiciException("give --init-from or --resume, not both");
             var fmt = SftData.ParseFormat(pr.GetValue(format)!);

@@ -27,6 +27,7 @@ public sealed class TrainingOptions
     public readonly Option<double> MaxGradNorm = new("--max-grad-norm") { Description = "Clip of the global gradient norm (0 = none)", DefaultValueFactory = _ => 1.0 };
     public readonly Option<double?> HiciClip = new("--hici-grad-clip") { Description = "A separate clip of the HiCI parameters' gradient norm, applied before the global clip (e.g. 0.3)" };
     public readonly Option<bool> Mixed = new("--mixed-segments") { Description = "Draw the HiCI segment ratio per forward from 1/2, 1/4, 1/8 (reference MIXED_GROUP_TRAINING)" };
+    public readonly Option<bool> Checkpointing = new("--gradient-checkpointing") { Description = "Recompute each decoder layer in the backward pass: keeps only the layers' inputs (less memory, about one more forward per step)" };
     public readonly Option<int> SaveSteps = new("--save-steps") { Description = "Checkpoint every N steps (and at the end)", DefaultValueFactory = _ => 500 };
     public readonly Option<int?> SaveLimit = new("--save-total-limit") { Description = "Keep only the newest N checkpoints" };
     public readonly Option<long> Seed = new("--seed") { Description = "Seed (LoRA/HiCI init, data order, dropout)", DefaultValueFactory = _ => 42 };
@@ -35,7 +36,7 @@ public sealed class TrainingOptions
     public void AddTo(Command cmd)
     {
         foreach (var o in new Option[] { Model, Output, MaxLength, LoraRank, LoraAlpha, LoraDropout, Trainable, Lr, HiciLr, WeightDecay, Warmup, Scheduler,
-                     MaxSteps, Batch, Accum, MaxGradNorm, HiciClip, Mixed, SaveSteps, SaveLimit, Seed, Resume })
+                     MaxSteps, Batch, Accum, MaxGradNorm, HiciClip, Mixed, Checkpointing, SaveSteps, SaveLimit, Seed, Resume })
             cmd.Options.Add(o);
         cmd.Options.Add(Common.Dtype);
         cmd.Options.Add(Common.Threads);
@@ -73,6 +74,7 @@ public sealed class TrainingOptions
             GradAccum = pr.GetValue(Accum),
             MaxGradNorm = pr.GetValue(MaxGradNorm),
             HiciGradClip = pr.GetValue(HiciClip),
+            GradientCheckpointing = pr.GetValue(Checkpointing),
             SaveSteps = pr.GetValue(SaveSteps),
             SaveTotalLimit = pr.GetValue(SaveLimit),
             Seed = pr.GetValue(Seed),

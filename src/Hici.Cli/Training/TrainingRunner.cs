@@ -20,7 +20,7 @@ public static class TrainingRunner
         long total = tm.Model.parameters().Sum(p => p.numel());
         long trainable = tm.Trainable.Sum(t => t.Param.numel());
         long nonFp32 = tm.Trainable.Where(t => t.Param.dtype != TorchSharp.torch.ScalarType.Float32).Sum(t => t.Param.numel());
-        var mem = TrainingMemory.Estimate(tm.Model.Config, o.DType, total, trainable, nonFp32, o.BatchSize, o.ModelMaxLength, o.LossChunkRows);
+        var mem = TrainingMemory.Estimate(tm.Model.Config, o.DType, total, trainable, nonFp32, o.BatchSize, o.ModelMaxLength, o.LossChunkRows, o.GradientCheckpointing);
         mem.CheckFits(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, $"{kind} at length {o.ModelMaxLength} × batch {o.BatchSize}");
         log($"{title}: {trainable:N0} of {total:N0} parameters train ({tm.Trainable.Count} tensors){(tm.RopeFactor is { } f ? $", RoPE linear ×{f:R}" : "")}{(tm.HiciInitialised ? ", HiCI modules freshly initialised" : "")}; memory estimate {mem.Describe()}");
 

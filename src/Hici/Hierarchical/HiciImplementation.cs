@@ -10,7 +10,8 @@ namespace Hici.Hierarchical;
 /// held and loaded but plain full attention runs — the reference's paper perplexities with HiCI weights
 /// loaded), and the seed of the model's segmenter (mixed segment ratios in training).
 /// </summary>
-public sealed record HiciAttentionOptions(HiciConfig Config, bool Run = true, ulong SegmenterSeed = 0)
+/// <param name="SftSegments">training segments by the SFT rule (<see cref="HiciSegmenter.SftSegmentSize"/>)</param>
+public sealed record HiciAttentionOptions(HiciConfig Config, bool Run = true, ulong SegmenterSeed = 0, bool SftSegments = false)
 {
     /// <summary>The HiCI options of a model config, or null when it does not hold HiCI modules.</summary>
     public static HiciAttentionOptions? Of(ModelConfig cfg) => cfg.Attention.Options as HiciAttentionOptions;
@@ -50,7 +51,7 @@ public sealed class HiciImplementation : AttentionImplementation
     {
         var o = Options(cfg);
         // one segmenter per model: with mixed ratios layer 0 draws and the later layers reuse its draw
-        var segmenter = new HiciSegmenter(o.Config, o.SegmenterSeed);
+        var segmenter = new HiciSegmenter(o.Config, o.SegmenterSeed, o.SftSegments);
         return Enumerable.Range(0, cfg.NumHiddenLayers)
             .Select(i => (Attention)new HiciAttention(cfg, i, o.Run, segmenter, device, dtype)).ToArray();
     }

@@ -13,12 +13,15 @@ public readonly record struct SegmenterState(ulong Rng, double CurrentMixedRatio
 public sealed class HiciSegmenter
 {
     private readonly HiciConfig _cfg;
+    private readonly bool _sftRule;
     private ulong _rng;
     private double _currentMixedRatio;
 
-    public HiciSegmenter(HiciConfig cfg, ulong seed = 0)
+    /// <param name="sftRule">training segments by <see cref="SftSegmentSize"/> (supervised fine-tuning) instead of the pre-training rule</param>
+    public HiciSegmenter(HiciConfig cfg, ulong seed = 0, bool sftRule = false)
     {
         _cfg = cfg;
+        _sftRule = sftRule;
         _rng = seed;
         _currentMixedRatio = cfg.MixedSegmentRatios is { Count: > 0 } r ? r[0] : cfg.SegmentRatio;
     }
@@ -54,6 +57,7 @@ public sealed class HiciSegmenter
     public int TrainingSegmentSize(int seqLen, int layerIdx = 0, bool training = false)
     {
         if (seqLen < 1) throw new HiciException($"HiCI: sequence length must be >= 1 (got {seqLen})");
+        if (training && _sftRule) return SftSegmentSize(seqLen);
         int s;
         if (training && _cfg.MixedSegmentRatios is { Count: > 0 } ratios)
         {
@@ -76,6 +80,31 @@ public sealed class HiciSegmenter
                 $"({RuleText(training)}); the training forward does not pad. Use a length divisible by {s}, " +
                 "another segment rule, or the inference forward (which pads the last segment)");
         return s;
+    }
+
+    /// <summary>
+    /// The SFT segment rule of the reference's llama_attn_hici_sft.py → forward_flashattn_hierarchical (its module
+    /// constant group_size_ratio = 1), made for SFT samples of any length: a length that is a multiple of 4096 is one
+    /// segment; otherwise the divisor of T in [10, T/2] closest to T (the largest proper divisor T/p, p the smallest
+    /// prime factor of T; the lower bound is 1 when T &lt; 10 and the upper bound T when T &lt; 20), or T itself (one
+    /// segment) when T has none (e.g. a prime). So the segment count follows the arithmetic of each sample's length:
+    /// an even length gives 2 segments, an odd multiple of 3 gives 3, 4096·k gives 1. Never needs padding.
+    /// </summary>
+    public static int SftSegmentSize(int seqLen)
+    {
+        if (seqLen < 1) throw new HiciException($"HiCI: sequence length must be >= 1 (got {seqLen})");
+        const int groupSizeRatio = 1;                       // llama_attn_hici_sft.py: group_size_ratio = 1
+        int target = seqLen * groupSizeRatio;
+        if (seqLen % 4096 == 0) return target;
+        int min = target >= 10 ? 10 : 1, max = seqLen >= 20 ? seqLen / 2 : seqLen;
+        int best = -1;
+        for (int d = 1; (long)d * d <= seqLen; d++)
+        {
+            if (seqLen % d != 0) continue;
+            foreach (int c in new[] { d, seqLen / d })
+                if (c >= min && c <= max && (best < 0 || Math.Abs(c - target) < Math.Abs(best - target))) best = c;
+        }
+        return best < 0 ? seqLen : best;
     }
 
     /// <summary>Segment length S for the inference forward (no divisibility needed: the forward pads).</summary>

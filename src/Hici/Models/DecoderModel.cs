@@ -53,6 +53,10 @@ public sealed class DecoderModel : nn.Module<DecoderModelInput, Tensor>
         return norm.call(h).MoveToOuterDisposeScope();
     }
 
+    /// <summary>RoPE tables for positions 0..length−1 with no cache, as <see cref="forward"/> builds them (for callers
+    /// that run the layers one by one, e.g. gradient checkpointing).</summary>
+    public RopeTables Rope(long length, ScalarType dtype) => _rotary.Tables(0, length, dtype);
+
     /// <summary>The mask as bool [B, total], or null when absent or all ones (so the unmasked fast paths run).</summary>
     private static Tensor? CheckMask(Tensor? mask, long batch, long total)
     {

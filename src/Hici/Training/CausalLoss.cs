@@ -16,7 +16,10 @@ public sealed record CausalLossResult(Tensor Loss, long Tokens);
 /// Qwen3 at 32K tokens × 151,936 vocabulary would otherwise need 19 GB of fp32 logits (twice, with their
 /// gradient). The returned loss carries those gradients through a surrogate term that is linear in the
 /// hidden states and the head weight, so scaling it (gradient accumulation) scales them exactly.
-/// Logits and softmax are taken in float32 whatever the compute dtype, as transformers upcasts the logits.
+/// Softmax and loss are taken in float32 whatever the compute dtype, as transformers upcasts the logits
+/// (<c>logits.float()</c>); the head's matmuls run in the compute dtype, as in transformers and its autograd: in bf16
+/// the logits are the bf16 product upcast, and the hidden states' (and head's) gradient is the float32 logits'
+/// gradient rounded to bf16 times the bf16 head — which is also 4× faster than float32 on a CPU with bf16 GEMMs.
 /// </summary>
 public static class CausalLoss
 {
@@ -52,15 +55,16 @@ public static class CausalLoss
         double total = 0;
         using (no_grad())
         {
-            var w32 = head.to(ScalarType.Float32);
+            var w = head.detach();
+            var ct = w.dtype;                                                      // the head's (compute) dtype
             for (long s = 0; s < n; s += chunkRows)
             {
                 using var inner = NewDisposeScope();
                 long m = Math.Min(chunkRows, n - s);
-                var hc = h.detach().narrow(0, s, m).to(ScalarType.Float32);
+                var hc = h.detach().narrow(0, s, m).to(ct);
                 var yc = y.narrow(0, s, m);
                 var vc = valid.narrow(0, s, m);
-                var logits = hc.matmul(w32.t());                                  // [m, V] fp32, this chunk only
+                var logits = hc.matmul(w.t()).to(ScalarType.Float32);           // [m, V] fp32, this chunk only
                 var lse = logits.logsumexp(1, keepdim: true);
                 var safeY = yc.clamp_min(0).unsqueeze(1);
                 var nll = lse.squeeze(1) - logits.gather(1, safeY).squeeze(1);
@@ -69,8 +73,9 @@ public static class CausalLoss
                 var g = logits.sub_(lse).exp_();
                 g.scatter_add_(1, safeY, full(m, 1, -1.0f, dtype: ScalarType.Float32, device: g.device));
                 g.mul_(vc.to(ScalarType.Float32).unsqueeze(1).div_(count));
-                gradH.narrow(0, s, m).copy_(g.matmul(w32));
-                gradW?.add_(g.t().matmul(hc));
+                var gc = g.to(ct);                                                 // what autograd hands the head in its dtype
+                gradH.narrow(0, s, m).copy_(gc.matmul(w));
+                gradW?.add_(gc.t().matmul(hc));
             }
         }
         var value = tensor((float)(total / count), device: h.device);

@@ -43,6 +43,11 @@ public sealed record TrainOptions
     /// <summary>Scale RoPE for <see cref="ModelMaxLength"/> as the reference's training scripts do.</summary>
     public bool ScaleRope { get; init; } = true;
     public long LossChunkRows { get; init; } = 2048;
+    /// <summary>HiCI segments by the SFT rule of the reference's llama_attn_hici_sft.py (<see cref="HiciSegmenter.SftSegmentSize"/>):
+    /// `hici sft` sets it, so samples of any length train without padding.</summary>
+    public bool SftSegmentRule { get; init; }
+    /// <summary>Recompute each decoder layer in the backward pass (<see cref="MicroBatchStep"/>): less memory, one more forward.</summary>
+    public bool GradientCheckpointing { get; init; }
     public bool Shuffle { get; init; } = true;
 
     public const double AdamBeta1 = 0.9, AdamBeta2 = 0.999, AdamEps = 1e-8;
@@ -63,6 +68,7 @@ public sealed record TrainOptions
         if (!(MaxGradNorm >= 0)) bad.Add($"--max-grad-norm must not be negative (got {MaxGradNorm})");
         if (HiciGradClip is { } c && !(c > 0)) bad.Add($"--hici-grad-clip must be positive (got {c})");
         if (Attention.Name == HiciImplementation.Id && Hici is null) bad.Add("--attention hici needs a HiCI config");
+        if (SftSegmentRule && Hici?.MixedSegmentRatios is { Count: > 0 }) bad.Add("--mixed-segments does not apply to SFT: its segments follow each sample's length (llama_attn_hici_sft.py)");
         if (Lora is null && Trainable.Count == 0) bad.Add("nothing trains: no LoRA and no --trainable");
         if (bad.Count > 0) throw new HiciException(string.Join("; ", bad));
         return this;

@@ -35,6 +35,9 @@ public sealed class Trainer : IDisposable
 
     public LrSchedule Schedule { get; }
     public TrainingModel Model => _tm;
+    /// <summary>The fp32 tensors the optimizer updates (masters of bf16 parameters, fp32 parameters themselves).</summary>
+    public MasterWeights Masters => _masters;
+    public AdamW Optimizer => _opt;
     /// <summary>Called after every optimizer step.</summary>
     public Action<StepMetrics>? OnStep { get; set; }
     public Action<string>? OnCheckpoint { get; set; }
@@ -108,12 +111,12 @@ public sealed class Trainer : IDisposable
                 var b = _data.Next(_o.BatchSize);
                 var ids = tensor(b.Ids, new long[] { b.Rows, b.Length });
                 var labels = tensor(b.Labels, new long[] { b.Rows, b.Length });
-                var hidden = lm.Hidden(ids);
-                var res = CausalLoss.Compute(lm, hidden, labels, _o.LossChunkRows);
-                double l = res.Loss.item<float>();
-                if (!double.IsFinite(l))
-                    throw new TrainingDivergedException($"the loss is {l} at step {step + 1} (micro-batch {a + 1}); stopped before updating" + LastGood(last));
-                (_o.GradAccum == 1 ? res.Loss : res.Loss / _o.GradAccum).backward();
+                int micro = a + 1;
+                double l = MicroBatchStep.Run(lm, ids, labels, _o.LossChunkRows, _o.GradAccum, _o.GradientCheckpointing, loss =>
+                {
+                    if (!double.IsFinite(loss))
+                        throw new TrainingDivergedException($"the loss is {loss} at step {step + 1} (micro-batch {micro}); stopped before updating" + LastGood(last));
+                });
                 lossSum += l;
                 tokens += (long)b.Rows * b.Length;
             }

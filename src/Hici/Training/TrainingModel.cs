@@ -35,7 +35,7 @@ public sealed class TrainingModel : IDisposable
         if (factor is { } f) cfg = cfg with { RopeScaling = new RopeScaling("linear", f) };
         var impl = AttentionRegistry.Get(o.Attention.Name);
         // the run's seed also seeds HiCI's segmenter (mixed segment ratios), whose state every checkpoint keeps
-        var options = o.Attention.Options is HiciAttentionOptions h ? h with { SegmenterSeed = unchecked((ulong)o.Seed) } : o.Attention.Options;
+        var options = o.Attention.Options is HiciAttentionOptions h ? h with { SegmenterSeed = unchecked((ulong)o.Seed), SftSegments = o.SftSegmentRule } : o.Attention.Options;
         cfg = cfg with { Attention = new AttentionSetting(impl.Name, impl.ValidateOptions(options, cfg)) };
         var lm = CausalLM.Create(cfg, o.DType);
         try

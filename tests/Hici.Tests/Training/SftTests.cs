@@ -1,4 +1,6 @@
 using System.Text.Json.Nodes;
+using Hici.Hierarchical;
+using TorchSharp;
 using Hici.Tests.Cli;
 using Hici.Tests.Text;
 using Hici.Training;
@@ -81,5 +83,52 @@ public class SftTests
         Assert.True(p.Code == 0, p.Err);
         var e = CliRunner.AssertOneLineError(CliRunner.Run(Args(Path.Combine(dir.Path, "e"), "--resume", Path.Combine(dir.Path, "p", "checkpoint-1"))));
         Assert.Contains("--init-from", e);
+    }
+
+    /// <summary>
+    /// The SFT segment rule of llama_attn_hici_sft.py → forward_flashattn_hierarchical (group_size_ratio = 1), values
+    /// worked out by hand from its code: T % 4096 == 0 → T; else the divisor of T in [10, T // 2] (bounds [1, T] for
+    /// tiny T) closest to T, or T when there is none.
+    /// </summary>
+    [Theory]
+    [InlineData(4096, 4096)]     // multiple of 4096: one segment
+    [InlineData(8192, 8192)]
+    [InlineData(12000, 6000)]    // even: 2 segments
+    [InlineData(3000, 1500)]
+    [InlineData(12346, 6173)]    // 2 × 6173
+    [InlineData(999, 333)]       // 3³ × 37: smallest prime 3 → 3 segments
+    [InlineData(1001, 143)]      // 7 × 11 × 13 → 7 segments
+    [InlineData(12347, 12347)]   // prime: one segment
+    [InlineData(4097, 241)]      // 17 × 241
+    [InlineData(22, 11)]
+    [InlineData(21, 21)]         // divisors 1, 3, 7, 21: none in [10, 10]
+    [InlineData(15, 15)]         // T < 20: the upper bound is T, the lower 10 → 15
+    [InlineData(9, 9)]           // T < 10: bounds [1, 9] → 9
+    [InlineData(1, 1)]
+    public void SftSegmentRuleIsTheReferences(int length, int segment)
+    {
+        Assert.Equal(segment, HiciSegmenter.SftSegmentSize(length));
+        var cfg = HiciConfig.Load(Path.Combine(TestData.Fixture("hici", "model-llama"), HiciConfig.FileName));
+        Assert.Equal(segment, new HiciSegmenter(cfg, sftRule: true).TrainingSegmentSize(length, 0, training: true));
+    }
+
+    [Fact]
+    public void SftTrainsLengthsThePretrainingRuleRefuses()
+    {
+        using var dir = new TempDir();
+        var ids = torch.randint(0, 256, new long[] { 1, 30 }, generator: new torch.Generator(3));   // 30: SFT segments of 15 (divisors in [10, 15]: 10, 15)
+        TrainOptions Opt(bool sft) => GradientParityTests.Options("llama", "all", "causal_shift", dir.Path) with { ModelMaxLength = 30, SftSegmentRule = sft };
+        using (var tm = TrainingModel.Build(Opt(true)))
+        {
+            double loss = MicroBatchStep.Run(tm.Model, ids, ids, 2048, 1, checkpointing: false);
+            Assert.True(double.IsFinite(loss));
+            Assert.Equal(15, HiciImplementation.SegmenterOf(tm.Model)!.TrainingSegmentSize(30, 0, training: true));
+        }
+        using (var tm = TrainingModel.Build(Opt(false)))                    // segment_ratio 1/4 → 7, 30 % 7 ≠ 0
+            Assert.Contains("not a multiple", Assert.Throws<HiciException>(() => MicroBatchStep.Run(tm.Model, ids, ids, 2048, 1, checkpointing: false)).Message);
+        Assert.Contains("--mixed-segments", Assert.Throws<HiciException>(() => (Opt(true) with
+        {
+            Attention = HiciAttentionOptions.Setting(((HiciAttentionOptions)Opt(true).Attention.Options!).Config with { MixedSegmentRatios = HiciConfig.DefaultMixedRatios }),
+        }).Validate()).Message);
     }
 }

@@ -20,7 +20,7 @@ public class TrainerTests
 {
     private static readonly string Model = TestData.Fixture("hici", "model-llama");
 
-    private static string RandomData(string dir, int tokens = 4096, int period = 0)
+    internal static string RandomData(string dir, int tokens = 4096, int period = 0)
     {
         var bin = Path.Combine(dir, "data.bin");
         var rng = new Random(5);
@@ -31,7 +31,7 @@ public class TrainerTests
         return bin;
     }
 
-    private static TrainOptions Options(string output, int steps) => new()
+    internal static TrainOptions Options(string output, int steps) => new()
     {
         ModelDir = Model, OutputDir = output, ModelMaxLength = 32, MaxSteps = steps, SaveSteps = 2, BatchSize = 2, GradAccum = 2,
         LearningRate = 1e-3, HiciLearningRate = 3e-3, WarmupSteps = 1, Scheduler = LrScheduleKind.Cosine, HiciGradClip = 0.3,
@@ -41,7 +41,7 @@ public class TrainerTests
             { CausalMode = HiciCausalMode.CausalShift, MixedSegmentRatios = HiciConfig.DefaultMixedRatios }),
     };
 
-    private static TrainResult Run(TrainOptions o, string bin, string? resume = null)
+    internal static TrainResult Run(TrainOptions o, string bin, string? resume = null)
     {
         using var tm = TrainingModel.Build(o);
         using var f = TokenFile.Open(bin, tm.Model.Config.VocabSize);
@@ -129,7 +129,26 @@ public class TrainerTests
         var conv = CliRunner.Run("convert-trainable", "--input", Path.Combine(ck, "trainable.safetensors"), "--output", Path.Combine(dir.Path, "trainable_params.bin"), "--format", "reference");
         Assert.True(conv.Code == 0, conv.Err);
         // the merged folder scores as the trained model: HiCI loaded from hici.safetensors, LoRA folded in
-        using var lm = ModelLoader.Load(new ModelLoadRequest(merged) { Attention = o.Attention }).Transformer;
-        Assert.True(lm.IsMaterialized);
+        using (var lm = ModelLoader.Load(new ModelLoadRequest(merged) { Attention = o.Attention }).Transformer)
+            Assert.True(lm.IsMaterialized);
+
+        // without --hici-config, merge takes the checkpoint's own hici_config.json
+        var merged2 = Path.Combine(dir.Path, "merged2");
+        var m2 = CliRunner.Run("merge", "--model", Model, "--adapter", ck, "--trainable", Path.Combine(ck, "trainable.safetensors"), "--output", merged2);
+        Assert.True(m2.Code == 0, m2.Err);
+        Assert.Contains("(from the adapter folder)", m2.Out);
+        Assert.Equal(File.ReadAllText(Path.Combine(ck, "hici_config.json")), File.ReadAllText(Path.Combine(merged2, "hici_config.json")));
+        using (var lm2 = ModelLoader.Load(new ModelLoadRequest(merged2) { Attention = new AttentionSetting(HiciImplementation.Id, null) }).Transformer)
+            Assert.Equal(HiciCausalMode.CausalShift, ((HiciAttentionOptions)lm2.Config.Attention.Options!).Config.CausalMode);
+        // convert-trainable takes the checkpoint folder, checks the HiCI shapes against its config and prints the reference's flags
+        var conv2 = CliRunner.Run("convert-trainable", "--input", ck, "--output", Path.Combine(dir.Path, "t2.bin"), "--format", "reference");
+        Assert.True(conv2.Code == 0, conv2.Err);
+        Assert.Contains("--num_local_slots 4 --global_slots 2 --num_heads 4", conv2.Out);
+        var bad = Path.Combine(dir.Path, "bad");
+        Directory.CreateDirectory(bad);
+        File.Copy(Path.Combine(ck, "trainable.safetensors"), Path.Combine(bad, "trainable.safetensors"));
+        File.WriteAllText(Path.Combine(bad, "hici_config.json"), """{"num_local_slots": 5, "global_slots": 2, "num_heads": 4, "bottleneck_dim": 32, "shared_compress_dim": 16}""");
+        var e = CliRunner.AssertOneLineError(CliRunner.Run("convert-trainable", "--input", bad, "--output", Path.Combine(dir.Path, "t3.bin")));
+        Assert.Contains("memory_slots", e);
     }
 }
