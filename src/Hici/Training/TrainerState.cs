@@ -62,13 +62,16 @@ public sealed record TrainerState
             var d = o["data"] as JsonObject ?? throw new HiciException($"{path}: no \"data\"");
             var hist = (o["log_history"] as JsonArray ?? new JsonArray()).OfType<JsonObject>()
                 .Select(m => new StepMetrics(Req<long>(m["step"], "step"), Req<double>(m["loss"], "loss"), Req<double>(m["lr"], "lr"), 0, Req<double>(m["grad_norm"], "grad_norm"), 0, 0, 0)).ToList();
+            // A hostile or damaged state must not steer the run: a negative step would train ~2^63 steps.
+            long NonNegative(JsonNode? n, string what) => Req<long>(n, what) is var v && v >= 0 ? v
+                : throw new HiciException($"{path}: \"{what}\" must be ≥ 0 (got {v})");
             return new TrainerState
             {
-                GlobalStep = Req<long>(o["global_step"], "global_step"),
-                MaxSteps = Req<int>(o["max_steps"], "max_steps"),
+                GlobalStep = NonNegative(o["global_step"], "global_step"),
+                MaxSteps = (int)NonNegative(o["max_steps"], "max_steps"),
                 Kind = Req<string>(o["kind"], "kind"),
                 Seed = Req<long>(o["seed"], "seed"),
-                Data = new SamplerState(Req<long>(d["epoch"], "data.epoch"), Req<long>(d["cursor"], "data.cursor")),
+                Data = new SamplerState(NonNegative(d["epoch"], "data.epoch"), NonNegative(d["cursor"], "data.cursor")),
                 TorchRngBase64 = Req<string>(o["torch_rng_state"], "torch_rng_state"),
                 SegmenterState = o["segmenter_state"]?.GetValue<string>(),
                 LogHistory = hist,
