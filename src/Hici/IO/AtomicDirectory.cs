@@ -13,6 +13,7 @@ public static class AtomicDirectory
     public static string Write(string dir, Action<string> fill, bool replace = false)
     {
         var full = Path.GetFullPath(dir);
+        AtomicFile.CheckReplaceable(full, "folder");
         var tmp = AtomicFile.NewTemp(full);   // hidden, named with our PID: the next write removes it if this process is killed
         Directory.CreateDirectory(tmp);
         try

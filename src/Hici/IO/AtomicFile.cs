@@ -19,11 +19,23 @@ public static partial class AtomicFile
         if (Directory.Exists(path)) throw new HiciException($"{option} {path}: is a folder; give a file name");
         var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!Directory.Exists(folder)) throw new HiciException($"{option} {path}: folder {folder} does not exist");
+        CheckReplaceable(path, "regular file", option + " ");
+    }
+
+    /// <summary>
+    /// The rename that makes a write atomic replaces whatever the name points at: run as root, `--out /dev/null`
+    /// would swap the device for a regular file. So an existing target must be of the kind we write.
+    /// </summary>
+    public static void CheckReplaceable(string path, string kind, string prefix = "")
+    {
+        if (InputFiles.FileKind(path) is { } k && k != kind)
+            throw new HiciException($"{prefix}{path}: is a {k}, not a {kind}; outputs are written to a temporary file and renamed over the target, which would replace it");
     }
 
     public static void Write(string path, Action<Stream> write)
     {
         var full = Full(path);
+        CheckReplaceable(full, "regular file");
         RemoveStaleTemps(full);
         var tmp = TempName(full);
         try
@@ -52,6 +64,7 @@ public static partial class AtomicFile
     public static void WriteFolder(string folder, Action<string> write)
     {
         var full = Full(folder);
+        CheckReplaceable(full, "folder");
         RemoveStaleTemps(full);
         var tmp = TempName(full);
         try

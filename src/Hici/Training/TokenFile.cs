@@ -70,6 +70,7 @@ public sealed class TokenFileWriter : IDisposable
     public TokenFileWriter(string path, string dtype)
     {
         _path = Path.GetFullPath(path);
+        AtomicFile.CheckReplaceable(_path, "regular file");
         _tmp = AtomicFile.NewTemp(_path);   // hidden, and removed by the next run if this one is killed
         _u16 = dtype == "uint16";
         _limit = _u16 ? 65536 : int.MaxValue;

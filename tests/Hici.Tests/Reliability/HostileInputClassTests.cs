@@ -174,6 +174,22 @@ public sealed class HostileInputClassTests : IDisposable
         Assert.Contains("over the limit", e.Message);
     }
 
+    // The fuzz harness, run as root, once replaced /dev/urandom by renaming a score output over it. A FIFO stands
+    // in for the device here (a failing test must not destroy a machine's /dev/null).
+    [Fact]
+    public void OutputOverASpecialFileIsRefusedAndTheFileKept()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var fifo = MkFifo(Path.Combine(_dir, "out-fifo"));
+        var e = Assert.Throws<HiciException>(() => AtomicFile.Write(fifo, s => s.WriteByte(1)));
+        Assert.Contains("is a FIFO", e.Message);
+        Assert.Throws<HiciException>(() => AtomicFile.CheckTarget(fifo, "--out"));
+        Assert.StartsWith("FIFO", InputFiles.FileKind(fifo));
+        var line = OneLine(["score", "--model", Model, "--ids", Write("ids-out.json", "[1,2,3]"), "--out", fifo]);
+        Assert.Contains("is a FIFO", line);
+        Assert.StartsWith("FIFO", InputFiles.FileKind(fifo));
+    }
+
     [DllImport("libc", EntryPoint = "mkfifo")]
     static extern int MkFifoNative([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint mode);
 

@@ -16,13 +16,14 @@ namespace Hici.Tests.Training;
 /// causal mode, LoRA on the attention only and on every q/k/v/o. The reference is float64, ours fp32: per tensor
 /// ‖Δ‖₂ ≤ 1e-5 · ‖expected‖₂. Two measured exceptions, both fp32 rounding rather than a different computation:
 /// a scalar parameter (the global integrator's expand_scale_param: one sum over every slot and position, measured
-/// up to 2.3e-5) gets 5e-5, and the parameters after one AdamW step get 5e-5 of their norm (Adam divides by √v,
-/// so a gradient element near zero carries its relative rounding error into the update at full size lr; measured
-/// up to 3.8e-5).
+/// up to 2.3e-5 on an AMD EPYC and 1.7e-4 on an Intel Xeon once the local constructor's projections were folded
+/// into its slot queries, which changes the fp32 summation order) gets 5e-4, and the parameters after one AdamW
+/// step get 2e-4 of their norm (Adam divides by √v, so a gradient element near zero carries its relative rounding
+/// error into the update at full size lr; measured up to 3.8e-5 and 8.2e-5 on the same two machines).
 /// </summary>
 public class GradientParityTests
 {
-    public const double Rel = 1e-5, ScalarRel = 5e-5, StepRel = 5e-5;
+    public const double Rel = 1e-5, ScalarRel = 5e-4, StepRel = 2e-4;
     public static readonly TheoryData<string, string, string> Cases = Build();
 
     private static TheoryData<string, string, string> Build()
