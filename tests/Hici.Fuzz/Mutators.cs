@@ -78,7 +78,9 @@ public static class Mutators
         catch (Exception) { return Bytes(r, input); }
         if (root is null) return Bytes(r, input);
         int ops = 1 + r.Next(3);
-        for (int k = 0; k < ops; k++) root = MutateNode(r, root);
+        // A key twice in an object parses lazily and throws on first enumeration (an input earlier mutations made).
+        try { for (int k = 0; k < ops; k++) root = MutateNode(r, root); }
+        catch (ArgumentException) { return Bytes(r, input); }
         string text;
         try { text = root.ToJsonString(); }
         catch (Exception) { return Bytes(r, input); }

@@ -125,7 +125,9 @@ public class HiciLoraTests(ITestOutputHelper output)
             using var noGrad = torch.no_grad();
             var a = nn.functional.log_softmax(lm.Forward(ids), -1);
             var b = nn.functional.log_softmax(inMemory.Forward(ids), -1);
-            Assert.Equal(0f, (a - b).abs().max().item<float>());
+            // Not bit-equal any more: a plain merged Linear lets the local constructor fold its k/v projections into
+            // the slot queries (another fp32 summation order) where the LoRA-wrapped one cannot; measured 1.1e-5.
+            Assert.True((a - b).abs().max().item<float>() <= 1e-4f);
         }
     }
 }
