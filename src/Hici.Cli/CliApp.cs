@@ -39,6 +39,10 @@ public static class CliApp
     /// </summary>
     static readonly Lazy<RootCommand> Root = new(Build);
 
+    // No response files: System.CommandLine would replace any argument starting with '@' (a prompt "@user", a
+    // --top-p "@/") by the contents of the file it names, reading folders and devices before any of our checks.
+    static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
+
     /// <summary>
     /// Parses and runs. A command-line error (unknown flag, missing required flag, a value of the wrong type) is
     /// one line <c>hici: error: …</c> on stderr and exit 1, like every other user error — not System.CommandLine's
@@ -49,10 +53,10 @@ public static class CliApp
         var root = Root.Value;
         if (args.Length == 0)
         {
-            root.Parse(new[] { "--help" }).Invoke();   // a bare `hici` asks what there is: show it
+            root.Parse(new[] { "--help" }, Parsing).Invoke();   // a bare `hici` asks what there is: show it
             return 1;
         }
-        var pr = root.Parse(args);
+        var pr = root.Parse(args, Parsing);
         if (pr.Action is ParseErrorAction && pr.Errors.Count > 0)
         {
             string cmd = pr.CommandResult.Command == root ? "hici" : $"hici {pr.CommandResult.Command.Name}";

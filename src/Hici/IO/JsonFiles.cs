@@ -35,6 +35,12 @@ public static class JsonFiles
         {
             throw new HiciException($"{origin}: not valid JSON at line {(e.LineNumber ?? 0) + 1}, column {Column(bytes.Span, e)}: {Reason(e.Message)}", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // The duplicate-key check unescapes property names while parsing: a lone surrogate there throws this.
+            CheckStrings(origin, bytes.Span, options);   // names the string's line and column
+            throw new HiciException($"{origin}: not valid JSON: {Reason(e.Message)}", e);
+        }
         try { CheckStrings(origin, bytes.Span, options); }
         catch { doc.Dispose(); throw; }
         return doc;

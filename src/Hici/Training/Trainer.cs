@@ -201,6 +201,7 @@ public sealed class Trainer : IDisposable
         byte[] bytes;
         try { bytes = Convert.FromBase64String(b64); }
         catch (FormatException) { throw new HiciException("trainer state: torch_rng_state is not base64"); }
+        TorchRngState.Check(bytes);
         return tensor(bytes, dtype: ScalarType.Byte);
     }
 

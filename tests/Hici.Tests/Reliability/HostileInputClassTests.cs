@@ -113,6 +113,7 @@ public sealed class HostileInputClassTests : IDisposable
     [InlineData("tokenizer.json")]
     [InlineData("adapter_config.json")]
     [InlineData("hici_config.json")]
+    [InlineData("hici_config.json key")]
     [InlineData("input.jsonl")]
     public void LoneSurrogateEscapeIsAUserError(string kind)
     {
@@ -124,9 +125,20 @@ public sealed class HostileInputClassTests : IDisposable
             "adapter_config.json" => OneLine("score", "--model", Model, "--ids", Write("ids.json", "[1,2,3]"), "--adapter",
                 Path.GetDirectoryName(Write("ad/adapter_config.json", "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\\udc80\"]}"))!),
             "hici_config.json" => OneLine("info", "--model", Model, "--hici-config", Write("hici_config.json", "{\"causal_mode\": \"\\udc80\"}")),
+            // in a key: the duplicate-key check unescapes names while parsing (fuzz case 11102, seed 7)
+            "hici_config.json key" => OneLine("info", "--model", Model, "--hici-config", Write("hici_config.json", "{\"causal_mode\\udc80\": 1}")),
             _ => OneLine("tokenize", "--tokenizer", Write("tok/tokenizer.json", TokenizerWithPattern("a")), "--input-jsonl", Write("in.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"\\udc80\"}\n")),
         };
         Assert.Contains("lone UTF-16 surrogate", line);
+    }
+
+    // An argument starting with '@' is itself, never the contents of a file it names (System.CommandLine's response
+    // files would read '/' or a device before any of our checks: fuzz case 13098, seed 7).
+    [Fact]
+    public void ArgumentsStartingWithAtAreNotResponseFiles()
+    {
+        var line = OneLine("generate", "--model", Model, "--prompt", "hello", "--top-p", "@/");
+        Assert.Contains("--top-p '@/': expected a number", line);
     }
 
     // 4. Endless or special files: refused at once, never read.
