@@ -11,7 +11,7 @@ public class MergeCommandTests
     [Fact]
     public void MergesThePublishedLayout()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var dir = LoraFixtures.Dir("qwen3-gqa");
         var outDir = tmp.Sub("merged");
         var r = CliRunner.Run("merge", "--model", ModelFixtures.Dir("qwen3-gqa"), "--adapter", Path.Combine(dir, "adapter-hici"),
@@ -27,7 +27,7 @@ public class MergeCommandTests
     [Fact]
     public void UserErrorsAreOneLine()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var a = CliRunner.AssertOneLineError(CliRunner.Run("merge", "--model", ModelFixtures.Dir("qwen3-gqa"), "--adapter", tmp.Path, "--output", tmp.Sub("o")));
         Assert.Contains("adapter_config.json: no such file", a);
         var b = CliRunner.AssertOneLineError(CliRunner.Run("merge", "--model", ModelFixtures.Dir("qwen3-gqa"), "--adapter", LoraFixtures.Adapter("qwen3-gqa"),

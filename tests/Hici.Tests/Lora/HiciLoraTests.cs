@@ -92,7 +92,7 @@ public class HiciLoraTests(ITestOutputHelper output)
     [Fact]
     public void MergedFolderWithHiciSafetensorsScoresAsTheReference()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var baseDir = tmp.Sub("base");
         Directory.CreateDirectory(baseDir);
         File.Copy(Path.Combine(ModelDir, "config.json"), Path.Combine(baseDir, "config.json"));

@@ -41,15 +41,6 @@ public static class LoraFixtures
         return (lp - expected).abs().max().item<float>();
     }
 
-    /// <summary>A scratch folder under the system temp dir, deleted on dispose.</summary>
-    public sealed class TempDir : IDisposable
-    {
-        public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "hici-lora-" + Guid.NewGuid().ToString("N")[..8]);
-        public TempDir() => Directory.CreateDirectory(Path);
-        public string Sub(string name) => System.IO.Path.Combine(Path, name);
-        public void Dispose() { try { Directory.Delete(Path, recursive: true); } catch (IOException) { } }
-    }
-
     /// <summary>Copies a fixture adapter folder so a test can break it.</summary>
     public static string CopyAdapter(string from, string to)
     {

@@ -34,7 +34,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [InlineData("llama-mha-linear")]
     public void Float32MergeScoresAsBasePlusAdapter(string name)
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var outDir = tmp.Sub("merged");
         var report = LoraMerge.MergeAndSave(ModelFixtures.Dir(name), LoraFixtures.Adapter(name), null, outDir,
             options: new MergeOptions { DType = ScalarType.Float32, Strict = true });
@@ -64,7 +64,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [Fact]
     public void BFloat16MergeIsBitIdenticalToMergingInMemory()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var outDir = tmp.Sub("merged");
         LoraMerge.MergeAndSave(ModelFixtures.Dir("qwen3-gqa"), LoraFixtures.Adapter("qwen3-gqa"), null, outDir);
         using var scope = torch.NewDisposeScope();
@@ -89,7 +89,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [Fact]
     public void TrainableOverlayAndHiciLoraMatchTheReference()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var outDir = tmp.Sub("merged");
         var hiciCfg = tmp.Sub("hici_config.json");
         File.WriteAllText(hiciCfg, "{\"num_local_slots\": 2}");   // validated by the merge, copied as given
@@ -127,7 +127,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [Fact]
     public void TrainableMergeScoresAsBasePlusAdapterPlusOverlay()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var outDir = tmp.Sub("merged");
         using (var overlay = TorchPickleWeightSource.Open(Trainable))
             LoraMerge.MergeAndSave(ModelFixtures.Dir("qwen3-gqa"), LoraFixtures.Adapter("qwen3-gqa"), overlay, outDir,
@@ -155,7 +155,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [Fact]
     public void HiciLoraWithoutHiciWeightsIsDroppedWithANoteOrRefusedWhenStrict()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var report = LoraMerge.MergeAndSave(ModelFixtures.Dir("qwen3-gqa"), HiciAdapter, null, tmp.Sub("a"));
         Assert.Contains(report.Notes, n => n.StartsWith("dropped the LoRA of 16 HiCI projections"));
         Assert.False(File.Exists(Path.Combine(tmp.Sub("a"), LoraMerge.HiciWeightsName)));
@@ -175,7 +175,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [InlineData("llama-mha-linear", 100, null)]
     public void RopeScalingFollowsTheTrainingRule(string name, int context, double? factor)
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var outDir = tmp.Sub("m");
         LoraMerge.MergeAndSave(ModelFixtures.Dir(name), LoraFixtures.Adapter(name), null, outDir, context);
         var baseCfg = HfConfigReader.Read(ModelFixtures.Dir(name));
@@ -201,7 +201,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [Fact]
     public void ContextBeyondANonLinearRopeIsRefused()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var e = Assert.Throws<HiciException>(() =>
             LoraMerge.MergeAndSave(ModelFixtures.Dir("llama3-gqa-tied"), LoraFixtures.Adapter("qwen3-gqa"), null, tmp.Sub("m"), 4096));
         Assert.Contains("rope_scaling is already 'llama3'", e.Message);
@@ -213,7 +213,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [InlineData(-3)]    // Qwen3-style smaller trained vocabulary: lm_head keeps its first rows
     public void OverlayEmbeddingResizesTheVocabulary(int extraRows)
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         using var scope = torch.NewDisposeScope();
         using var baseSrc = SafeTensorsWeightSource.Open(ModelFixtures.Dir("llama-mha-linear"));
         var embed = baseSrc.Load("model.embed_tokens.weight", ScalarType.Float32);
@@ -242,7 +242,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [Fact]
     public void OverlayKeysTheModelDoesNotHaveAreRefused()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         using var overlay = new DictionaryWeightSource(new()
         {
             ["model.layers.0.self_attn.q_norm.weight"] = torch.ones(16).DetachFromDisposeScope(),
@@ -261,7 +261,7 @@ public class LoraMergeTests(ITestOutputHelper output)
     [Fact]
     public void ShardsTokenizerAndRefusesANonEmptyOutput()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var adapterDir = LoraFixtures.CopyAdapter(LoraFixtures.Adapter("qwen3-gqa"), tmp.Sub("adapter"));
         File.WriteAllText(Path.Combine(adapterDir, "tokenizer_config.json"), "{}");
         File.WriteAllText(Path.Combine(adapterDir, "tokenizer.json"), "{}");

@@ -17,7 +17,7 @@ public class PeftAdapterIoTests
     [InlineData("llama-mha-linear")]
     public void WriteThenReadGivesTheSameAdapter(string name)
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         using var original = PeftAdapter.Open(LoraFixtures.Adapter(name));
         using var lm = LoraFixtures.WithAdapter(name);
         var storedType = original.Weights.DType(original.Weights.Keys.First());
@@ -50,7 +50,7 @@ public class PeftAdapterIoTests
     [Fact]
     public void SavedFloat32AdapterReproducesTheModel()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         using var scope = torch.NewDisposeScope();
         using (var lm = LoraFixtures.WithAdapter("qwen3-gqa"))
             PeftAdapter.Save(lm, tmp.Path, PeftAdapterConfig.Read(LoraFixtures.Adapter("qwen3-gqa")));
@@ -62,7 +62,7 @@ public class PeftAdapterIoTests
     [Fact]
     public void SaveRefusesAConfigThatDisagreesWithTheLayers()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         using var lm = LoraFixtures.WithAdapter("qwen3-gqa");
         var cfg = PeftAdapterConfig.Read(LoraFixtures.Adapter("qwen3-gqa"));
         var e = Assert.Throws<HiciException>(() => PeftAdapter.Save(lm, tmp.Path, cfg with { Lora = cfg.Lora with { R = 4 } }));
@@ -91,7 +91,7 @@ public class PeftAdapterIoTests
     [InlineData("\"layers_to_transform\": [0]", "layers_to_transform")]
     public void ConfigProblemsNameTheFileAndField(string replacement, string expected)
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var path = tmp.Sub(PeftAdapterConfig.FileName);
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(LoraFixtures.Adapter("qwen3-gqa"), PeftAdapterConfig.FileName)))!.AsObject();
         var patch = JsonNode.Parse("{" + replacement + "}")!.AsObject();
@@ -105,7 +105,7 @@ public class PeftAdapterIoTests
     [Fact]
     public void ConfigThatIsNotJsonOrAbsent()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var e = Assert.Throws<HiciException>(() => PeftAdapter.Open(tmp.Path));
         Assert.Contains("adapter_config.json: no such file", e.Message);
         File.WriteAllText(tmp.Sub(PeftAdapterConfig.FileName), "{ r: 8");
@@ -119,7 +119,7 @@ public class PeftAdapterIoTests
     [Fact]
     public void AHostileAdapterBinIsRefusedByName()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         File.Copy(Path.Combine(LoraFixtures.Adapter("qwen3-gqa"), PeftAdapterConfig.FileName), tmp.Sub(PeftAdapterConfig.FileName));
         File.Copy(Path.Combine(ModelFixtures.Root, "tests", "fixtures", "io", "pickle", "hostile", "evil_os_system.bin"), tmp.Sub(PeftAdapter.BinName));
         var e = Assert.Throws<HiciException>(() => PeftAdapter.Open(tmp.Path));
@@ -225,7 +225,7 @@ public class PeftAdapterIoTests
     [Fact]
     public void AdapterWhoseRankDisagreesWithItsConfigNamesTheFile()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var dir = LoraFixtures.CopyAdapter(LoraFixtures.Adapter("qwen3-gqa"), tmp.Sub("a"));
         var cfgPath = Path.Combine(dir, PeftAdapterConfig.FileName);
         File.WriteAllText(cfgPath, File.ReadAllText(cfgPath).Replace("\"r\": 8", "\"r\": 4"));

@@ -70,7 +70,7 @@ public class PeftGoldenTests(ITestOutputHelper output)
     [Fact]
     public void BinOnlyFolderLoadsToTheSameModel()
     {
-        using var tmp = new LoraFixtures.TempDir();
+        using var tmp = new TempDir();
         var dir = LoraFixtures.CopyAdapter(LoraFixtures.Adapter("qwen3-gqa"), tmp.Sub("a"));
         File.Delete(Path.Combine(dir, PeftAdapter.SafeTensorsName));
         using var scope = torch.NewDisposeScope();

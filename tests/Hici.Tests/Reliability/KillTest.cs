@@ -51,6 +51,23 @@ public static class KillTest
         return new KillTestResult(kills, oldIntact, complete, full);
     }
 
+    /// <summary>What stands at the output path before each killed run.</summary>
+    public enum Before { OldFile, Nothing }
+
+    /// <summary>
+    /// <see cref="Run"/> with the usual old output — the text "old" in the file, or nothing at the path — asserting that
+    /// every kill left the old output or a complete new one.
+    /// </summary>
+    public static void AssertNeverPartial(string[] args, string output, Before before, Func<bool> isComplete, int kills, int seed, int throttleMs)
+    {
+        Action reset = before == Before.OldFile
+            ? () => File.WriteAllText(output, "old")
+            : () => { if (Directory.Exists(output)) Directory.Delete(output, true); else File.Delete(output); };
+        Func<bool> isOld = before == Before.OldFile ? () => File.ReadAllText(output) == "old" : () => !Path.Exists(output);
+        var r = Run(args, output, reset, isOld, isComplete, kills, seed, throttleMs);
+        Assert.Equal(kills, r.OldIntact + r.NewComplete);
+    }
+
     /// <summary>
     /// Runs <paramref name="args"/> once to the end (its time sets the kill points; <paramref name="isComplete"/> must
     /// hold after it), then <paramref name="kills"/> times: <paramref name="prepare"/>, start, SIGKILL at a seeded

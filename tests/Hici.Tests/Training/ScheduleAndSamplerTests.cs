@@ -53,10 +53,3 @@ public class ScheduleAndSamplerTests
         Assert.Equal(1.0, p.grad!.norm().item<float>(), 4);
     }
 }
-
-/// <summary>A temp folder deleted on dispose.</summary>
-public sealed class TempDir : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("hici-train-").FullName;
-    public void Dispose() { try { Directory.Delete(Path, recursive: true); } catch (IOException) { } }
-}
