@@ -13,11 +13,15 @@ namespace Hici.Models;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     [ComponentName(Name = "weight")] private Parameter _weight;
-    private readonly double _eps;
+    // Held for the module's life: a number passed to a tensor op becomes a temporary Scalar that TorchSharp 0.107
+    // frees in its finalizer, which can run while libtorch still reads it (the handle is all the native call keeps).
+    // Two fuzz cases died in this method that way ("Scalar.h:279" / "Expected false to be true"), never on replay;
+    // TorchSharp's own `+` still makes one (its alpha = 1), see docs/reliability.md.
+    private readonly Scalar _epsScalar;
 
     public RmsNorm(long dim, double eps, Device? device = null, ScalarType? dtype = null) : base(nameof(RmsNorm))
     {
-        _eps = eps;
+        _epsScalar = eps.ToScalar();
         _weight = new Parameter(torch.ones(dim, dtype: dtype, device: device), requires_grad: false);
         _weight.DetachFromDisposeScope();
         RegisterComponents();
@@ -34,8 +38,14 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var h = x.to(ScalarType.Float32);
-        var variance = h.pow(2).mean(new long[] { -1 }, keepdim: true);
-        h = h * torch.rsqrt(variance + _eps);
+        var variance = h.square().mean(new long[] { -1 }, keepdim: true);   // = pow(2) in ATen, with no Scalar
+        h = h * torch.rsqrt(variance + _epsScalar);
         return (_weight * h.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _epsScalar.Dispose();
+        base.Dispose(disposing);
     }
 }
