@@ -15,9 +15,10 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "weight")] private Parameter _weight;
     // Held for the module's life: a number passed to a tensor op becomes a temporary Scalar that TorchSharp 0.107
     // frees in its finalizer, which can run while libtorch still reads it (the handle is all the native call keeps).
-    // Two fuzz cases died in this method that way ("Scalar.h:279" / "Expected false to be true"), never on replay;
-    // TorchSharp's own `+` still makes one (its alpha = 1), see docs/reliability.md.
+    // Three fuzz cases died in this method that way ("Scalar.h:279", "Expected false to be true", "Unknown scalar
+    // type"), never on replay; see docs/reliability.md.
     private readonly Scalar _epsScalar;
+    private static readonly Scalar One = 1.ToScalar();   // add's alpha: TorchSharp's `+` would make a temporary one
 
     public RmsNorm(long dim, double eps, Device? device = null, ScalarType? dtype = null) : base(nameof(RmsNorm))
     {
@@ -39,7 +40,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var h = x.to(ScalarType.Float32);
         var variance = h.square().mean(new long[] { -1 }, keepdim: true);   // = pow(2) in ATen, with no Scalar
-        h = h * torch.rsqrt(variance + _epsScalar);
+        h = h * torch.rsqrt(variance.add(_epsScalar, One));
         return (_weight * h.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
