@@ -34,8 +34,7 @@ public sealed class DualChunkImplementation : AttentionImplementation
     public override IReadOnlyList<Attention> CreateLayers(ModelConfig cfg, Device? device, ScalarType? dtype)
     {
         var settings = Options(cfg).Resolve(cfg);
-        return Enumerable.Range(0, cfg.NumHiddenLayers)
-            .Select(i => (Attention)new DualChunkAttention(cfg, i, settings, device, dtype)).ToArray();
+        return PerLayer(cfg, i => new DualChunkAttention(cfg, i, settings, device, dtype));
     }
 
     /// <summary>The reference scores a window in one forward: its prefill branch (merge rounding) and one mscale

@@ -52,8 +52,7 @@ public sealed class HiciImplementation : AttentionImplementation
         var o = Options(cfg);
         // one segmenter per model: with mixed ratios layer 0 draws and the later layers reuse its draw
         var segmenter = new HiciSegmenter(o.Config, o.SegmenterSeed, o.SftSegments);
-        return Enumerable.Range(0, cfg.NumHiddenLayers)
-            .Select(i => (Attention)new HiciAttention(cfg, i, o.Run, segmenter, device, dtype)).ToArray();
+        return PerLayer(cfg, i => new HiciAttention(cfg, i, o.Run, segmenter, device, dtype));
     }
 
     /// <summary>The segmenter of a model built with attention "hici" (one per model), or null.</summary>

@@ -42,6 +42,10 @@ public abstract class AttentionImplementation
     /// segmenter, are created here once).</summary>
     public abstract IReadOnlyList<Attention> CreateLayers(ModelConfig cfg, Device? device, ScalarType? dtype);
 
+    /// <summary>One attention module per layer, made by <paramref name="make"/>(layer index).</summary>
+    protected static IReadOnlyList<Attention> PerLayer(ModelConfig cfg, Func<int, Attention> make) =>
+        Enumerable.Range(0, cfg.NumHiddenLayers).Select(make).ToArray();
+
     /// <summary>True for a checkpoint key of this implementation's extra modules (also legacy spellings).
     /// Such keys are identical to our parameter paths; a model built without the modules ignores them.</summary>
     public virtual bool OwnsKey(string key) => false;

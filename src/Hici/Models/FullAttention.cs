@@ -11,5 +11,5 @@ public sealed class FullAttention : AttentionImplementation
     public override string Summary => "softmax attention over every earlier position (HF Llama / Qwen3)";
 
     public override IReadOnlyList<Attention> CreateLayers(ModelConfig cfg, Device? device, ScalarType? dtype) =>
-        Enumerable.Range(0, cfg.NumHiddenLayers).Select(i => new Attention(cfg, i, device, dtype)).ToArray();
+        PerLayer(cfg, i => new Attention(cfg, i, device, dtype));
 }
