@@ -132,6 +132,15 @@ public sealed class HostileInputClassTests : IDisposable
         Assert.Contains("lone UTF-16 surrogate", line);
     }
 
+    // A value quoted into a message keeps the message one line (fuzz case 77657, seed 7: a causal mode "/*\none").
+    [Fact]
+    public void QuotedValuesWithNewlinesStayOnOneLine()
+    {
+        var line = OneLine("info", "--model", Model, "--hici-config", Write("hici_config.json", "{\"causal_mode\": \"/*\\none\"}"));
+        Assert.Contains("'/*\\none'", line);
+        Assert.Equal("a\\u0001b\\nc", HiciException.OneLine("a\u0001b\nc"));
+    }
+
     // An argument starting with '@' is itself, never the contents of a file it names (System.CommandLine's response
     // files would read '/' or a device before any of our checks: fuzz case 13098, seed 7).
     [Fact]
