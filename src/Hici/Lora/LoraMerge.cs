@@ -64,7 +64,7 @@ public static class LoraMerge
         var hici = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
         using (var src = SafeTensorsWeightSource.Open(baseDir))
         {
-            lm.LoadWeights(src);
+            lm.LoadWeights(src, new WeightLoadOptions(Layout: WeightLayout.Kind.Row));   // written out, not run: no relayout
             foreach (var k in src.Keys.Where(HiciKeys.IsInHiciModule))
                 hici[HiciKeys.CurrentName(k)] = src.Load(k, ScalarType.Float32);
         }

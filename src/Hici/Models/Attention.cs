@@ -138,10 +138,11 @@ public class Attention : nn.Module<AttentionInput, Tensor>
     /// Lets q/k/v_proj run as one GEMM in inference (<see cref="PackedProjections"/>: same weights and keys, no
     /// extra memory). Called once the weights are loaded; a later LoRA wrapper or weight swap turns it off by itself.
     /// </summary>
-    public void PackProjections(bool enable = true)
+    /// <param name="layout">how the packed buffer is stored (<see cref="WeightLayout"/>)</param>
+    public void PackProjections(bool enable = true, WeightLayout.Kind layout = WeightLayout.Kind.Row)
     {
         _packedQkv?.Dispose();
-        _packedQkv = enable ? PackedProjections.Pack(q_proj, k_proj, v_proj) : null;
+        _packedQkv = enable ? PackedProjections.Pack(layout, q_proj, k_proj, v_proj) : null;
     }
 
     protected override void Dispose(bool disposing)

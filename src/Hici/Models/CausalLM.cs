@@ -85,8 +85,21 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausal
     public WeightLoadReport LoadWeights(IWeightSource weights, WeightLoadOptions? options = null)
     {
         var report = WeightLoader.Load(this, AttentionImplementation.PrepareCheckpoint(Config, weights), options);
-        PackProjections();
+        SetWeightLayout(options?.Layout ?? WeightLayout.Preferred);
         return report;
+    }
+
+    /// <summary>How the projection weights are stored (<see cref="WeightLayout"/>); set by <see cref="LoadWeights"/>.</summary>
+    public WeightLayout.Kind Layout { get; private set; } = WeightLayout.Kind.Row;
+
+    /// <summary>Stores every plain Linear projection and the untied lm_head in layout <paramref name="kind"/> and packs
+    /// q/k/v and gate/up (<see cref="PackProjections"/>). Values, parameter names and keys stay the same.</summary>
+    public void SetWeightLayout(WeightLayout.Kind kind)
+    {
+        Layout = kind;
+        PackProjections();
+        foreach (var layer in model.layers) { WeightLayout.Apply(layer.self_attn.o_proj, kind); WeightLayout.Apply(layer.mlp.down_proj, kind); }
+        if (lm_head is not null) WeightLayout.Apply(lm_head, kind);
     }
 
     /// <summary>
@@ -96,7 +109,7 @@ public sealed class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausal
     /// <param name="enable">false: back to one GEMM per projection (weights stay where they are; for A/B benchmarks)</param>
     public void PackProjections(bool enable = true)
     {
-        foreach (var layer in model.layers) { layer.self_attn.PackProjections(enable); layer.mlp.PackProjections(enable); }
+        foreach (var layer in model.layers) { layer.self_attn.PackProjections(enable, Layout); layer.mlp.PackProjections(enable, Layout); }
     }
 
     /// <summary>True once no parameter is a meta placeholder.</summary>

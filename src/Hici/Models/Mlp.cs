@@ -31,10 +31,10 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     private PackedProjections? _packedGateUp;
 
     /// <summary>Lets gate_proj and up_proj run as one GEMM in inference (see <see cref="Attention.PackProjections"/>).</summary>
-    public void PackProjections(bool enable = true)
+    public void PackProjections(bool enable = true, WeightLayout.Kind layout = WeightLayout.Kind.Row)
     {
         _packedGateUp?.Dispose();
-        _packedGateUp = enable ? PackedProjections.Pack(gate_proj, up_proj) : null;
+        _packedGateUp = enable ? PackedProjections.Pack(layout, gate_proj, up_proj) : null;
     }
 
     protected override void Dispose(bool disposing)

@@ -6,8 +6,8 @@ namespace Hici.Models;
 
 /// <summary>
 /// Bias-free <see cref="Linear"/> layers that read the same input (q/k/v_proj; gate/up_proj) run as one GEMM.
-/// <see cref="Pack"/> copies their weights once, back to back, into one buffer and makes each layer's weight a
-/// view of its rows: same values, same parameters and checkpoint keys, no extra memory. <see cref="Apply"/>
+/// <see cref="Pack"/> copies their weights once, back to back, into one buffer (in <see cref="WeightLayout"/>'s layout)
+/// and makes each layer's weight a view of its part: same values, same parameters and checkpoint keys, no extra memory. <see cref="Apply"/>
 /// then multiplies by the whole buffer: one linear instead of several, which matters in decoding, where each
 /// op costs microseconds of call overhead and a small gemv cannot use both cores.
 /// The fused path is only taken while it is provably the same computation: every layer is still the plain
@@ -31,7 +31,7 @@ public sealed class PackedProjections : IDisposable
     /// Packs the layers, or returns null (nothing changed) when any is not a loaded, bias-free Linear of one
     /// dtype and device with the same input width.
     /// </summary>
-    public static PackedProjections? Pack(params nn.Module<Tensor, Tensor>[] modules)
+    public static PackedProjections? Pack(WeightLayout.Kind layout, params nn.Module<Tensor, Tensor>[] modules)
     {
         if (modules.Length < 2 || modules.Any(m => m is not Linear { bias: null })) return null;
         var layers = modules.Cast<Linear>().ToArray();
@@ -40,17 +40,15 @@ public sealed class PackedProjections : IDisposable
         var first = ws[0]!;
         if (ws.Any(w => w!.dtype != first.dtype || w.device_type != first.device_type || w.device_index != first.device_index || w.shape[1] != first.shape[1])) return null;
         bool grad = ws.Any(w => w!.requires_grad);
-        Tensor packed;
-        using (torch.no_grad()) packed = torch.cat(ws.Select(w => (Tensor)w!).ToArray(), 0).DetachFromDisposeScope();
+        var (packed, parts) = WeightLayout.Pack(ws.Select(w => (Tensor)w!).ToArray(), layout);
+        packed.DetachFromDisposeScope();
         var rows = ws.Select(w => w!.shape[0]).ToArray();
         var views = new Parameter[layers.Length];
-        long at = 0;
         for (int i = 0; i < layers.Length; i++)
         {
-            views[i] = new Parameter(packed.narrow(0, at, rows[i]), requires_grad: grad);   // takes the view's handle
+            views[i] = new Parameter(parts[i], requires_grad: grad);             // takes the view's handle
             views[i].DetachFromDisposeScope();
             layers[i].weight = views[i];                                        // disposes the old weight
-            at += rows[i];
         }
         return new PackedProjections(layers, views, packed, rows);
     }

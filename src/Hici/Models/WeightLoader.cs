@@ -7,7 +7,9 @@ namespace Hici.Models;
 
 /// <param name="AllowMissing">checkpoint keys that may be absent (e.g. new adapter weights); they are
 /// materialised as zeros and listed in <see cref="WeightLoadReport.ZeroFilled"/> for the caller to initialise</param>
-public sealed record WeightLoadOptions(Func<string, bool>? AllowMissing = null);
+/// <param name="Layout">how projection weights are stored after loading (<see cref="WeightLayout"/>; null = its
+/// preferred layout for inference; training asks for row, which its optimizer state needs)</param>
+public sealed record WeightLoadOptions(Func<string, bool>? AllowMissing = null, WeightLayout.Kind? Layout = null);
 
 public sealed record WeightLoadReport(int Loaded, IReadOnlyList<string> Ignored, IReadOnlyList<string> ZeroFilled);
 

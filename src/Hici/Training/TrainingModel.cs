@@ -44,7 +44,7 @@ public sealed class TrainingModel : IDisposable
             var hiciPath = Path.Combine(o.ModelDir, LoraMerge.HiciWeightsName);
             using (var st = SafeTensorsWeightSource.Open(o.ModelDir))
             using (var hf = File.Exists(hiciPath) ? SafeTensorsWeightSource.Open(hiciPath) : null)
-                rep = lm.LoadWeights(hf is null ? st : new OverlayWeightSource(st, hf), new WeightLoadOptions(impl.OwnsKey));
+                rep = lm.LoadWeights(hf is null ? st : new OverlayWeightSource(st, hf), new WeightLoadOptions(impl.OwnsKey, WeightLayout.Kind.Row));
             // Seeded here (the reference's HiCI init is not: its seeding block is commented out), so runs repeat.
             torch.manual_seed(o.Seed);
             bool init = rep.ZeroFilled.Count > 0;

@@ -22,18 +22,24 @@ public class PackedProjectionsTests
     }
 
     [Theory]
-    [InlineData(ScalarType.Float32)]
-    [InlineData(ScalarType.BFloat16)]
-    public void PackedOutputsEqualEachLayerAndWeightsKeepTheirValues(ScalarType dtype)
+    [InlineData(ScalarType.Float32, WeightLayout.Kind.Row)]
+    [InlineData(ScalarType.BFloat16, WeightLayout.Kind.Row)]
+    [InlineData(ScalarType.Float32, WeightLayout.Kind.Column)]
+    [InlineData(ScalarType.BFloat16, WeightLayout.Kind.Column)]
+    public void PackedOutputsEqualEachLayerAndWeightsKeepTheirValues(ScalarType dtype, WeightLayout.Kind layout)
     {
         using var scope = torch.NewDisposeScope();
         var layers = Layers(dtype);
         var before = layers.Select(l => l.weight.clone()).ToArray();
         var x = torch.randn(new long[] { 2, 5, 48 }).to(dtype);
         var separate = layers.Select(l => l.call(x)).ToArray();
-        using var packed = PackedProjections.Pack(layers)!;
+        using var packed = PackedProjections.Pack(layout, layers)!;
         Assert.NotNull(packed);
-        for (int i = 0; i < layers.Length; i++) Assert.True(layers[i].weight.equal(before[i]).all().item<bool>(), $"weight {i} changed by packing");
+        for (int i = 0; i < layers.Length; i++)
+        {
+            Assert.True(layers[i].weight.equal(before[i]).all().item<bool>(), $"weight {i} changed by packing");
+            Assert.Equal(layout == WeightLayout.Kind.Column, WeightLayout.IsColumnMajor(layers[i].weight));
+        }
         using var _ = torch.no_grad();
         var fused = packed.Apply(x, layers)!;
         Assert.NotNull(fused);
@@ -50,7 +56,7 @@ public class PackedProjectionsTests
     {
         using var scope = torch.NewDisposeScope();
         var layers = Layers(ScalarType.Float32);
-        using var packed = PackedProjections.Pack(layers)!;
+        using var packed = PackedProjections.Pack(WeightLayout.Kind.Column, layers)!;
         var x = torch.randn(3, 48);
         using (torch.no_grad()) Assert.NotNull(packed.Apply(x, layers));
 
@@ -71,6 +77,32 @@ public class PackedProjectionsTests
     public void LayersWithBiasAreNotPacked()
     {
         using var scope = torch.NewDisposeScope();
-        Assert.Null(PackedProjections.Pack(Layers(ScalarType.Float32, bias: true)));
+        Assert.Null(PackedProjections.Pack(WeightLayout.Kind.Row, Layers(ScalarType.Float32, bias: true)));
+    }
+
+    /// <summary>
+    /// The column layout keeps every value, name and shape, computes each projection within fp32 rounding of the
+    /// row layout, and goes back to row (contiguous) storage on request, as training's optimizer state needs.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void ColumnLayoutKeepsValuesAndGoesBackToRows(ScalarType dtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        var layer = Layers(dtype)[0];
+        var before = layer.weight!.clone();
+        var x = torch.randn(new long[] { 1, 1, 48 }).to(dtype);
+        using var _ = torch.no_grad();
+        var rowOut = layer.call(x);
+        WeightLayout.Apply(layer, WeightLayout.Kind.Column);
+        Assert.True(WeightLayout.IsColumnMajor(layer.weight!));
+        Assert.Equal(before.shape, layer.weight!.shape);
+        Assert.True(layer.weight!.equal(before).all().item<bool>());
+        double diff = (layer.call(x).to(ScalarType.Float32) - rowOut.to(ScalarType.Float32)).abs().max().item<float>();
+        Assert.True(diff <= (dtype == ScalarType.Float32 ? 1e-5 : 0.0625), $"column layout output differs by {diff:E3}");
+        WeightLayout.Apply(layer, WeightLayout.Kind.Row);
+        Assert.True(layer.weight!.is_contiguous());
+        Assert.True(layer.weight!.equal(before).all().item<bool>());
     }
 }
