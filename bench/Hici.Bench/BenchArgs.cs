@@ -11,7 +11,7 @@ public sealed record BenchArgs(int[] Lengths, string[] DTypes, int Threads, int 
           --segment N segment length for --stream (default 4096)
           --train     one training step (LoRA r 8 on q/k/v/o, AdamW) at 2K tokens (or the first --lengths): tokens/s,
                       forward/backward/optimizer split, share of the matmul rate, full vs hici, and PyTorch as a ratio
-          --decode    decode ms/token at 1K/4K/16K context, packed vs separate projections, share of copy GB/s
+          --decode    decode ms/token at 1K/4K/16K context: column vs row weight layout, packed vs separate projections
           --attention causal prefill attention of one layer: SDPA (flash) vs blocked GEMMs, ms, GFLOP/s, error
           --dca       prefill full vs dual chunk attention (default 2K,4K,8K,16K; --pretraining-length N, default 2048)
         Options:

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 // Usage: dotnet run -c Release --project bench/Hici.Bench -- [--lengths 512,2048,8192] [--dtypes fp32,bf16]
 //        [--threads 2] [--decode-steps 16] [--no-peer] [--out bench-results.json]
 //        --hici [--lengths 2048,8192,16384]: prefill time full vs HiCI attention (fp32) beside the expected FLOP ratio
-//        --decode [--lengths 1024,4096,16384]: decode ms/token, packed vs separate projections
+//        --decode [--lengths 1024,4096,16384]: decode ms/token, column vs row weight layout, packed vs separate projections
 //        --attention [--lengths 256,512,2048,8192]: one layer's causal attention, SDPA vs blocked GEMMs
 //        --dca [--pretraining-length 2048] [--lengths 2048,4096,8192,16384]: prefill time full vs dual chunk attention
 //        --stream [--segment 4096] [--lengths 32768,65536,131072]: streaming HiCI scoring time and peak RSS
