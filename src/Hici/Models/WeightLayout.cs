@@ -18,7 +18,9 @@ public static class WeightLayout
 {
     public enum Kind { Row, Column }
 
-    public static Kind Preferred { get; } = Environment.GetEnvironmentVariable("HICI_WEIGHT_LAYOUT")?.Trim().ToLowerInvariant() switch
+    /// <summary>The layout inference loads use: <c>HICI_WEIGHT_LAYOUT</c>, else column. Read at each load (a bad value
+    /// is a user error there, not a type-initialisation failure).</summary>
+    public static Kind Preferred => Environment.GetEnvironmentVariable("HICI_WEIGHT_LAYOUT")?.Trim().ToLowerInvariant() switch
     {
         null or "" or "column" => Kind.Column,
         "row" => Kind.Row,
