@@ -12,7 +12,7 @@ public static class AtomicDirectory
 {
     public static string Write(string dir, Action<string> fill, bool replace = false)
     {
-        var full = Path.GetFullPath(dir);
+        var full = AtomicFile.Full(dir);   // checked, without a trailing separator (the temp sibling is named after it)
         AtomicFile.CheckReplaceable(full, "folder");
         var tmp = AtomicFile.NewTemp(full);   // hidden, named with our PID: the next write removes it if this process is killed
         Directory.CreateDirectory(tmp);

@@ -58,28 +58,15 @@ public static partial class AtomicFile
     }
 
     /// <summary>
-    /// Fills a temp folder and renames it to <paramref name="folder"/>, which must not exist or be empty (a folder
-    /// cannot be replaced by one rename).
+    /// <see cref="AtomicDirectory.Write"/> without replacing: <paramref name="folder"/> must not exist or be empty, and a
+    /// failure of the file system is a one-line user error naming the folder.
     /// </summary>
     public static void WriteFolder(string folder, Action<string> write)
     {
-        var full = Full(folder);
-        CheckReplaceable(full, "folder");
-        RemoveStaleTemps(full);
-        var tmp = TempName(full);
-        try
+        try { AtomicDirectory.Write(folder, write); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Directory.CreateDirectory(tmp);
-            write(tmp);
-            if (Directory.Exists(full)) Directory.Delete(full);   // must be empty: Delete refuses otherwise
-            Directory.Move(tmp, full);
-        }
-        catch (Exception e)
-        {
-            try { if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true); } catch (IOException) { }
-            if (e is IOException or UnauthorizedAccessException)
-                throw new HiciException($"{folder}: cannot write ({e.Message})", e);
-            throw;
+            throw new HiciException($"{folder}: cannot write ({e.Message})", e);
         }
     }
 
@@ -153,7 +140,7 @@ public static partial class AtomicFile
     /// <summary>Whether <paramref name="path"/> is one of our temp entries (for tests and tools).</summary>
     public static bool IsTempName(string path) => TempPattern().IsMatch(Path.GetFileName(path));
 
-    static string Full(string path) => Path.GetFullPath(InputFiles.CheckPath(path, "output")).TrimEnd(Path.DirectorySeparatorChar) is { Length: > 0 } f ? f : "/";
+    internal static string Full(string path) => Path.GetFullPath(InputFiles.CheckPath(path, "output")).TrimEnd(Path.DirectorySeparatorChar) is { Length: > 0 } f ? f : "/";
 
     static string TempName(string full) =>
         Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.tmp-{Environment.ProcessId}-{Convert.ToHexString(Guid.NewGuid().ToByteArray(), 0, 4).ToLowerInvariant()}");

@@ -211,6 +211,21 @@ public sealed class HostileInputClassTests : IDisposable
         Assert.StartsWith("FIFO", InputFiles.FileKind(fifo));
     }
 
+    // The two folder writers are one: a trailing separator names the same folder (the temp sibling used to be named
+    // after an empty file name), an existing non-empty folder is refused unless replacing, and no temp entry is left.
+    [Fact]
+    public void FolderWritesTakeATrailingSeparatorAndKeepNonEmptyFolders()
+    {
+        var target = Path.Combine(_dir, "folder-out");
+        AtomicDirectory.Write(target + Path.DirectorySeparatorChar, d => File.WriteAllText(Path.Combine(d, "a.txt"), "a"));
+        Assert.Equal("a", File.ReadAllText(Path.Combine(target, "a.txt")));
+        var e = Assert.Throws<HiciException>(() => AtomicFile.WriteFolder(target, d => File.WriteAllText(Path.Combine(d, "b.txt"), "b")));
+        Assert.Contains("exists and is not empty", e.Message);
+        AtomicDirectory.Write(target, d => File.WriteAllText(Path.Combine(d, "b.txt"), "b"), replace: true);
+        Assert.Equal(new[] { "b.txt" }, Directory.GetFiles(target).Select(Path.GetFileName).ToArray());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_dir, ".folder-out.tmp-*"));
+    }
+
     [DllImport("libc", EntryPoint = "mkfifo")]
     static extern int MkFifoNative([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint mode);
 
