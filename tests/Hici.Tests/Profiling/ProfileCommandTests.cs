@@ -8,16 +8,19 @@ namespace Hici.Tests.Profiling;
 [Collection("Console")]
 public class ProfileCommandTests
 {
+    /// <summary>The "runs" of a profile JSON.</summary>
+    static List<JsonElement> Runs(string json) => JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+
     [Fact]
     public void ProfilesEveryMethodAndWritesJsonAndPng()
     {
-        var dir = CliRunner.TempDir();
-        string json = Path.Combine(dir, "p.json"), png = Path.Combine(dir, "p.png");
+        using var dir = new TempDir();
+        string json = dir.Sub("p.json"), png = dir.Sub("p.png");
         var r = CliRunner.Run("profile", "--model", ModelFixtures.Dir("qwen3-gqa"), "--lengths", "64,32", "--warmup", "0", "--repeats", "2",
             "--pretraining-length", "24", "--json", json, "--png", png, "--threads", "1");
         Assert.True(r.Code == 0, r.Err);
         Assert.Contains("drawn at random", r.Out);                        // the fixture has no HiCI weights
-        var runs = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        var runs = Runs(json);
         Assert.Contains("stream: causal_shift, segments of int(T·", r.Out);   // the fixture's mode is not a shift mode
         Assert.Equal(new[] { "full:32", "full:64", "hici:32", "hici:64", "chunk:32", "chunk:64", "stream:32", "stream:64" },
             runs.Select(x => $"{x.GetProperty("method").GetString()}:{x.GetProperty("tokens").GetInt32()}"));
@@ -34,12 +37,12 @@ public class ProfileCommandTests
     [Fact]
     public void TrainPassRunsBackward()
     {
-        var dir = CliRunner.TempDir();
-        string json = Path.Combine(dir, "p.json");
+        using var dir = new TempDir();
+        string json = dir.Sub("p.json");
         var r = CliRunner.Run("profile", "--model", ModelFixtures.Dir("llama-mha-linear"), "--methods", "chunk,full", "--lengths", "40",
             "--pass", "train", "--warmup", "0", "--repeats", "1", "--pretraining-length", "16", "--json", json, "--threads", "1");
         Assert.True(r.Code == 0, r.Err);
-        var runs = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        var runs = Runs(json);
         Assert.Equal(2, runs.Count);
         Assert.All(runs, x => Assert.Equal(JsonValueKind.Null, x.GetProperty("error").ValueKind));
     }
@@ -47,20 +50,20 @@ public class ProfileCommandTests
     [Fact]
     public void StreamRowIsForwardOnlyAndKeepsAFixedSegment()
     {
-        var dir = CliRunner.TempDir();
-        string json = Path.Combine(dir, "p.json");
+        using var dir = new TempDir();
+        string json = dir.Sub("p.json");
         var r = CliRunner.Run("profile", "--model", ModelFixtures.Dir("qwen3-gqa"), "--methods", "stream", "--lengths", "24,48",
             "--causal-mode", "causal_shift_g", "--segment-size", "8", "--warmup", "0", "--repeats", "1", "--json", json, "--threads", "1");
         Assert.True(r.Code == 0, r.Err);
         Assert.Contains("stream: causal_shift_g, segments of 8 tokens (--segment-size)", r.Out);
-        var runs = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        var runs = Runs(json);
         Assert.Equal(2, runs.Count);
         Assert.All(runs, x => Assert.Equal(JsonValueKind.Null, x.GetProperty("error").ValueKind));
 
         var train = CliRunner.Run("profile", "--model", ModelFixtures.Dir("qwen3-gqa"), "--methods", "full,stream", "--lengths", "24",
             "--pass", "train", "--warmup", "0", "--repeats", "1", "--json", json, "--threads", "1");
         Assert.True(train.Code == 0, train.Err);
-        var trainRuns = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        var trainRuns = Runs(json);
         Assert.Equal(JsonValueKind.Null, trainRuns[0].GetProperty("error").ValueKind);
         Assert.Contains("forward pass only", trainRuns[1].GetProperty("error").GetString());
     }

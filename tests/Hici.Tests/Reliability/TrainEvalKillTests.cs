@@ -34,10 +34,9 @@ public class TrainCheckpointKillTests
     [Fact]
     public void KilledTrainingLeavesWholeCheckpointsAndResumesFromTheNewest()
     {
-        using var tmp = new TempDir();
-        var dir = tmp.Path;
-        var data = KillFixtures.TokenData(dir);
-        var run = Path.Combine(dir, "run");
+        using var dir = new TempDir();
+        var data = KillFixtures.TokenData(dir.Path);
+        var run = dir.Sub("run");
         const int steps = 5;
         string[] args = ["train", "--data", data, "--model", ModelFixtures.Dir("qwen3-gqa"), "--output", run, "--model-max-length", "32",
             "--max-steps", steps.ToString(), "--save-steps", "1", "--lora-rank", "2", "--warmup-steps", "0", "--threads", "1"];
@@ -73,22 +72,21 @@ public class EvalPasskeyKillTests
     public void KilledPasskeyLeavesOldOrCompleteResultAndHeatmap()
     {
         using var m = new TinyModelWithTokenizer();
-        using var tmp = new TempDir();
-        var dir = tmp.Path;
-        var o = Path.Combine(dir, "passkey.json");
-        var png = Path.Combine(dir, "passkey.png");
+        using var dir = new TempDir();
+        var o = dir.Sub("passkey.json");
+        var png = dir.Sub("passkey.png");
+        string[] args = ["eval", "passkey", "--model", m.Dir, "--max-tokens", "600", "--interval", "300", "--num-tests", "2",
+            "--context-size", "300", "--out", o, "--threads", "1"];
         bool JsonComplete() { using var d = JsonFiles.Read(o, 1 << 24); return d.RootElement.GetProperty("trials").GetArrayLength() == 4; }
         bool PngComplete() { var b = File.ReadAllBytes(png); return b.Length > 8 && b[..4].SequenceEqual(new byte[] { 0x89, 0x50, 0x4E, 0x47 }) && b[^8..^4].SequenceEqual("IEND"u8.ToArray()); }
         void Reset() { File.WriteAllText(o, "old"); File.WriteAllText(png, "old"); if (File.Exists(o + ".partial.jsonl")) File.Delete(o + ".partial.jsonl"); }
-        KillTest.KillRepeatedly(["eval", "passkey", "--model", m.Dir, "--max-tokens", "600", "--interval", "300", "--num-tests", "2",
-                "--context-size", "300", "--out", o, "--threads", "1"], kills: 6, seed: 23, throttleMs: 20,
+        KillTest.KillRepeatedly(args, kills: 6, seed: 23, throttleMs: 20,
             prepare: Reset, isComplete: () => JsonComplete() && PngComplete(),
             afterKill: (k, _, _) => { KillFixtures.OldOrComplete(o, JsonComplete, k); KillFixtures.OldOrComplete(png, PngComplete, k); });
         Reset();
-        var (code, err) = KillTest.RunToEnd(["eval", "passkey", "--model", m.Dir, "--max-tokens", "600", "--interval", "300", "--num-tests", "2",
-            "--context-size", "300", "--out", o, "--threads", "1"], 0);
+        var (code, err) = KillTest.RunToEnd(args, 0);
         Assert.True(code == 0, err);
-        KillTest.AssertNoTempEntries(dir);
+        KillTest.AssertNoTempEntries(dir.Path);
     }
 }
 
@@ -98,13 +96,12 @@ public class EvalLongBenchKillTests
     public void KilledLongBenchPredictLeavesNoOrCompletePredictions()
     {
         using var m = new TinyModelWithTokenizer();
-        using var tmp = new TempDir();
-        var dir = tmp.Path;
-        var data = Path.Combine(dir, "data");
+        using var dir = new TempDir();
+        var data = dir.Sub("data");
         Directory.CreateDirectory(data);
         File.WriteAllLines(Path.Combine(data, "trec.jsonl"), Enumerable.Range(0, 6).Select(i =>
             $"{{\"input\": \"What is {i}?\", \"context\": \"Question: Who is he?\\nType: Human\", \"answers\": [\"Description\"], \"all_classes\": [\"Description\", \"Human\"], \"length\": 10}}"));
-        var pred = Path.Combine(dir, "pred");
+        var pred = dir.Sub("pred");
         var file = Path.Combine(pred, "trec.jsonl");
         var r = KillTest.Run(["eval", "longbench", "predict", "--model", m.Dir, "--data", data, "--datasets", "trec", "--out", pred, "--max-length", "40", "--threads", "1"],
             file,
@@ -122,11 +119,10 @@ public class PrepareDataKillTests
     public void KilledPrepareDataLeavesNoOrACompleteTokenFile()
     {
         using var m = new TinyModelWithTokenizer();
-        using var tmp = new TempDir();
-        var dir = tmp.Path;
-        var text = Path.Combine(dir, "corpus.txt");
+        using var dir = new TempDir();
+        var text = dir.Sub("corpus.txt");
         File.WriteAllText(text, string.Concat(Enumerable.Range(0, 4000).Select(i => $"Sentence {i} says something about item {i * 7 % 13}.\n")));
-        var bin = Path.Combine(dir, "out.bin");
+        var bin = dir.Sub("out.bin");
         var r = KillTest.Run(["prepare-data", "--tokenizer", m.Dir, "--input", text, "--output", bin], bin,
             resetOld: () => { File.Delete(bin); File.Delete(bin + TokenFileInfo.Suffix); },
             isOld: () => !File.Exists(bin),
